@@ -1,0 +1,27 @@
+# Two entry points (README): `make examples` runs the main job, `make test` runs the whole suite.
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: venv examples test lint e2e-binaries
+
+$(BIN)/gpuplace: pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+venv: $(BIN)/gpuplace
+
+examples: venv
+	$(BIN)/gpuplace check examples/; test $$? -le 1
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+e2e-binaries:
+	bash hack/control-plane.sh install
+
+test: venv e2e-binaries lint
+	$(BIN)/pytest -q
