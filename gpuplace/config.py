@@ -1,0 +1,138 @@
+"""The one gpuplace config file (a ConfigMap in-cluster), validated at start with errors that name the field.
+
+Environment overrides: GPUPLACE_CONFIG (the file), and GPUPLACE_<SECTION>__<FIELD> for scalar fields, e.g.
+GPUPLACE_CHECKS__LOAD_GIB_PER_S=2.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from placement.catalog import GpuCatalog, default_gpu_catalog
+from placement.checks import CheckContext, CheckSettings
+from placement.findings import Code, Severity
+from placement.models import ModelCatalog, default_model_catalog
+
+ENV_PREFIX = "GPUPLACE_"
+
+
+class ConfigError(ValueError):
+    pass
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ChecksConfig(Strict):
+    typical_request_tokens: int = Field(1024, gt=0)
+    expected_concurrency: int = Field(64, gt=0)
+    tier_margin: float = Field(1.2, ge=1.0)
+    load_gib_per_s: float = Field(1.0, gt=0, description="rate at which a new replica reads its weights")
+    startup_overhead_s: float = Field(60.0, ge=0)
+    overprovisioned_share: float = Field(0.3, gt=0, le=1)
+    top_tier_price_per_hour: float = Field(2.5, gt=0)
+    min_online_batch: int = Field(8, ge=1)
+    min_batch_batch: int = Field(32, ge=1)
+    min_cpu_cores: float = Field(2.0, ge=0)
+    min_mem_fraction: float = Field(0.5, gt=0, le=1)
+    hours_per_month: float = Field(730.0, gt=0)
+
+
+class CatalogConfig(Strict):
+    gpus: list[dict[str, Any]] = Field(default_factory=list, description="GPU entries; same schema as the bundled catalog")
+    prices: dict[str, float] = Field(default_factory=dict, description="GPU id -> $/GPU-hour")
+    models: list[dict[str, Any]] = Field(default_factory=list, description="model entries; same schema")
+
+
+class WebhookConfig(Strict):
+    mode: Literal["enforce", "warn", "audit"] = "enforce"
+    exempt_namespaces: list[str] = Field(default_factory=list)
+    mode_label: str = "gpuplace.io/mode"
+    scheduler_name: str | None = Field(None, description="set schedulerName on GPU pods to this, if given")
+    timeout_budget_s: float = Field(1.5, gt=0, le=10)
+    target_lookup_timeout_s: float = Field(0.5, gt=0, le=5)
+    target_cache_ttl_s: float = Field(30.0, ge=0)
+    max_body_bytes: int = Field(3 * 2**20, gt=0)
+    port: int = Field(8443, gt=0, lt=65536)
+    cert_file: str = "/certs/tls.crt"
+    key_file: str = "/certs/tls.key"
+
+
+class ExtenderConfig(Strict):
+    port: int = Field(8888, gt=0, lt=65536)
+
+
+class Config(Strict):
+    checks: ChecksConfig = ChecksConfig()
+    severity: dict[str, Severity] = Field(default_factory=dict, description="finding code -> error|warning|info")
+    catalog: CatalogConfig = CatalogConfig()
+    webhook: WebhookConfig = WebhookConfig()
+    extender: ExtenderConfig = ExtenderConfig()
+
+    @field_validator("severity")
+    @classmethod
+    def _known_codes(cls, value: dict[str, Severity]) -> dict[str, Severity]:
+        known = {c.value for c in Code}
+        for code in value:
+            if code not in known:
+                raise ValueError(f"unknown finding code {code!r}; known: {', '.join(sorted(known))}")
+        return value
+
+    def check_context(self) -> CheckContext:
+        gpus = _gpu_catalog(self.catalog)
+        models: ModelCatalog = default_model_catalog()
+        if self.catalog.models:
+            models = models.with_models(self.catalog.models)
+        settings = CheckSettings(**self.checks.model_dump(), severity_overrides=dict(self.severity))
+        return CheckContext(gpus=gpus, models=models, settings=settings)
+
+
+def _gpu_catalog(cfg: CatalogConfig) -> GpuCatalog:
+    catalog = default_gpu_catalog()
+    entries = [dict(e) for e in cfg.gpus]
+    for gpu_id, price in cfg.prices.items():
+        catalog.get(gpu_id)  # unknown id: KeyError with the catalog's message
+        entries.append({"id": gpu_id, "price_per_hour": price})
+    return catalog.with_overrides({"gpus": entries}) if entries else catalog
+
+
+def load_config(path: str | None = None, environ: dict[str, str] | None = None) -> Config:
+    """The config from `path` (or $GPUPLACE_CONFIG), with GPUPLACE_SECTION__FIELD overrides applied."""
+    env = dict(os.environ if environ is None else environ)
+    path = path or env.get(ENV_PREFIX + "CONFIG")
+    data: dict[str, Any] = {}
+    if path:
+        try:
+            loaded = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+        except OSError as exc:
+            raise ConfigError(f"config {path}: cannot read: {exc.strerror}") from exc
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"config {path}: invalid YAML: {exc}".splitlines()[0]) from exc
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"config {path}: expected a mapping at the top level")
+        data = loaded
+    for key, value in env.items():
+        if key.startswith(ENV_PREFIX) and "__" in key:
+            section, _, field_name = key[len(ENV_PREFIX):].lower().partition("__")
+            data.setdefault(section, {})[field_name] = value
+    try:
+        config = Config.model_validate(data)
+        config.check_context()  # catalog overrides are validated here too
+    except ValidationError as exc:
+        raise ConfigError(f"config {path or '(defaults)'}: " + _first_error(exc)) from exc
+    except (KeyError, ValueError) as exc:
+        raise ConfigError(f"config {path or '(defaults)'}: {exc}") from exc
+    return config
+
+
+def _first_error(exc: ValidationError) -> str:
+    errors = exc.errors()
+    parts = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in errors[:3]]
+    more = f" (and {len(errors) - 3} more)" if len(errors) > 3 else ""
+    return "; ".join(parts) + more

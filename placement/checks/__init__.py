@@ -1,0 +1,108 @@
+"""Every deploy-time check, run on Kubernetes objects. The webhook and `gpuplace check` both call
+`check_objects` (or `check_workload` / `check_autoscaler` one at a time); nothing else decides findings."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from placement.autoscaling import Autoscaler, extract_autoscaler, is_autoscaler
+from placement.checks.autoscaling import autoscaler_findings
+from placement.checks.fit import config_invalid, fit_findings, kv_starved, unknown_model
+from placement.checks.settings import CheckContext, CheckSettings
+from placement.checks.throughput import batch_size, low_throughput
+from placement.checks.tier import tier_findings
+from placement.findings import Code, Finding, apply_severity_overrides
+from placement.serving import Serving, resolve
+from placement.workload import Workload, WorkloadError, extract
+
+__all__ = ["CheckContext", "CheckResult", "CheckSettings", "check_autoscaler", "check_objects", "check_workload", "servings"]
+
+
+def servings(workload: Workload, ctx: CheckContext) -> list[Serving]:
+    return [resolve(workload, c, ctx.models) for c in workload.gpu_containers]
+
+
+def check_workload(workload: Workload, ctx: CheckContext) -> list[Finding]:
+    out: list[Finding] = []
+    for s in servings(workload, ctx):
+        out.extend(check_serving(s, ctx))
+    return apply_severity_overrides(out, ctx.settings.severity_overrides)
+
+
+def check_serving(s: Serving, ctx: CheckContext) -> list[Finding]:
+    if s.resolved is None:
+        return unknown_model(s)
+    invalid = config_invalid(s)
+    if invalid:
+        return invalid  # memory figures of a config the engine rejects would only add noise
+    out, fitting = fit_findings(s, ctx)
+    if s.resolved_estimated:
+        out.append(_estimated_note(s))
+    if not s.workload.tier.pinned or not fitting:
+        return out
+    gpu = min((ctx.gpus.get(gid) for gid in fitting), key=lambda g: g.price_per_hour)
+    est = fitting[gpu.id]
+    out.extend(kv_starved(s, ctx, gpu, est))
+    out.extend(tier_findings(s, ctx, gpu, est))
+    out.extend(batch_size(s, ctx, gpu, est))
+    out.extend(low_throughput(s, ctx, gpu))
+    return out
+
+
+def _estimated_note(s: Serving) -> Finding:
+    assert s.arch is not None
+    return Finding(Code.UNKNOWN_MODEL, s.workload.ref, container=s.container.name,
+                   detail=f"{s.model_name!r} is not in the model catalog; sized as ~{s.arch.params / 1e9:.1f}B "
+                          f"parameters from its name. Add it to the catalog for exact figures.",
+                   figures={"params": s.arch.params})
+
+
+TargetLookup = Callable[[Autoscaler], tuple[list[Serving] | None, str]]
+
+
+def check_autoscaler(a: Autoscaler, lookup: TargetLookup, ctx: CheckContext) -> list[Finding]:
+    targets, note = lookup(a)
+    return apply_severity_overrides(autoscaler_findings(a, targets, ctx, note), ctx.settings.severity_overrides)
+
+
+@dataclass
+class CheckResult:
+    """Findings and unreadable objects, each with the index of the object in the input."""
+
+    findings: list[tuple[int, Finding]] = field(default_factory=list)
+    errors: list[tuple[int, str]] = field(default_factory=list)
+
+
+def check_objects(objects: Sequence[Mapping[str, Any]], ctx: CheckContext) -> CheckResult:
+    """All findings for a set of objects; autoscalers are linked to workloads in the same set."""
+    result = CheckResult()
+    workloads: dict[tuple[str | None, str, str], Workload] = {}
+    for index, obj in enumerate(objects):
+        try:
+            workload = extract(obj, ctx.gpus)
+            if workload is None:
+                continue
+            workloads[(workload.ref.namespace, workload.ref.kind, workload.ref.name)] = workload
+            result.findings.extend((index, f) for f in check_workload(workload, ctx))
+        except WorkloadError as exc:
+            result.errors.append((index, str(exc)))
+
+    def lookup(a: Autoscaler) -> tuple[list[Serving] | None, str]:
+        workload = workloads.get((a.ref.namespace, a.target_kind, a.target_name))
+        if workload is None:
+            return None, f"{a.target_kind}/{a.target_name} is not in the input"
+        return servings(workload, ctx), ""
+
+    for index, obj in enumerate(objects):
+        if not is_autoscaler(obj):
+            continue
+        try:
+            autoscaler = extract_autoscaler(obj)
+        except WorkloadError as exc:
+            result.errors.append((index, str(exc)))
+            continue
+        if autoscaler is not None:
+            result.findings.extend((index, f) for f in check_autoscaler(autoscaler, lookup, ctx))
+    return result

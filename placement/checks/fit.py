@@ -1,0 +1,206 @@
+"""Does the model fit the GPUs it is pinned to? oom-risk, config-invalid, kv-cache-starved, unknown-model.
+
+Denials are certain or absent: oom-risk is an error only when every allowed tier fails; a tier that fails
+among others that fit is a warning (the extender keeps the pod off it), and an unpinned pod is denied only
+when no GPU in the catalog (or the cluster) holds it at its parallelism.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from placement.catalog import GpuSpec
+from placement.checks.settings import CheckContext
+from placement.engines.defaults import Precision
+from placement.findings import Code, Finding, Severity, gib
+from placement.memory import MemoryEstimate
+from placement.serving import Serving
+
+MAX_TP = 8  # one node's NVLink domain on HGX-class nodes; beyond it is a multi-node deployment
+
+
+def gpu_label(gpu: GpuSpec) -> str:
+    """What users see in their node labels (GPU Feature Discovery product), else the catalog id."""
+    return gpu.gfd_products[0] if gpu.gfd_products else gpu.id
+
+
+def finding(s: Serving, code: Code, detail: str, severity: Severity | None = None, **figures: object) -> Finding:
+    return Finding(code=code, obj=s.workload.ref, container=s.container.name, detail=detail,
+                   severity=severity, figures=figures)
+
+
+def unknown_model(s: Serving) -> list[Finding]:
+    return [finding(s, Code.UNKNOWN_MODEL, f"cannot size GPU memory: {s.unresolved_reason}.")]
+
+
+def config_invalid(s: Serving) -> list[Finding]:
+    """What would make the engine refuse to start, before any memory is considered."""
+    out = [finding(s, Code.CONFIG_INVALID, f"{s.engine.engine} would refuse to start: {p}.") for p in
+           s.engine.problems]
+    eng, arch = s.engine, s.arch
+    need = eng.tp * eng.pp
+    if s.engine.engine != "annotations" and need > s.gpus_per_replica and not s.container.mig_profile:
+        out.append(finding(s, Code.CONFIG_INVALID,
+                           f"tp={eng.tp} x pp={eng.pp} needs {need} GPUs but the pod gets "
+                           f"{s.gpus_per_replica}. Set nvidia.com/gpu: {need} or lower tp.",
+                           tp=eng.tp, pp=eng.pp, gpus=s.gpus_per_replica))
+    if arch is not None and not s.resolved_estimated and arch.heads % eng.tp:
+        out.append(finding(s, Code.CONFIG_INVALID,
+                           f"{arch.heads} attention heads of {arch.id} are not divisible by tp={eng.tp}. "
+                           f"Use tp in {_valid_tps(arch.heads)}.", tp=eng.tp, heads=arch.heads))
+    explicit = s.explicit_max_model_len
+    allow_long = s.container.container.env.get("VLLM_ALLOW_LONG_MAX_MODEL_LEN") == "1"
+    if arch is not None and explicit and explicit > arch.context and not s.resolved_estimated and not allow_long:
+        out.append(finding(s, Code.CONFIG_INVALID,
+                           f"max-model-len {explicit} exceeds {arch.id}'s context {arch.context}; the engine "
+                           f"refuses it. Use <= {arch.context}.", max_model_len=explicit, context=arch.context))
+    return out
+
+
+def _valid_tps(heads: int) -> str:
+    return "{" + ",".join(str(t) for t in (1, 2, 4, 8, 16) if heads % t == 0) + "}"
+
+
+def fit_findings(s: Serving, ctx: CheckContext) -> tuple[list[Finding], dict[str, MemoryEstimate]]:
+    """oom-risk findings, and the estimates of the tiers that fit (by GPU id) for the checks after."""
+    pin = s.workload.tier
+    candidates = list(pin.gpus) if pin.pinned else _cluster_or_catalog(ctx)
+    estimates = {gpu.id: s.estimate(gpu) for gpu in candidates}
+    fitting = {gid: e for gid, e in estimates.items() if e.fits}
+    failing = [gpu for gpu in candidates if gpu.id not in fitting]
+    if not pin.pinned:
+        return _unpinned(s, ctx, candidates, fitting, failing), fitting
+    out: list[Finding] = []
+    if not fitting:
+        gpu = max(failing, key=lambda g: g.usable_gib)  # the best chance among the allowed tiers
+        out.append(_oom_finding(s, ctx, gpu, estimates[gpu.id], _deny_severity(s, estimates[gpu.id])))
+    else:
+        for gpu in failing:
+            out.append(_oom_finding(s, ctx, gpu, estimates[gpu.id], Severity.WARNING,
+                                    suffix="The gpuplace extender keeps it off these nodes."))
+    return out, fitting
+
+
+def _deny_severity(s: Serving, est: MemoryEstimate) -> Severity:
+    """Never deny on a guess: a size read from the model name denies only when the weights alone clearly
+    overflow (parameter count is reliable to a few percent; the attention shape is not)."""
+    if not s.resolved_estimated:
+        return Severity.ERROR
+    return Severity.ERROR if est.weights_bytes > 1.1 * est.budget_bytes else Severity.WARNING
+
+
+def _cluster_or_catalog(ctx: CheckContext) -> list[GpuSpec]:
+    gpus = ctx.gpus.all()
+    if ctx.cluster_tiers:
+        gpus = [g for g in gpus if g.id in ctx.cluster_tiers]
+    return gpus
+
+
+def _unpinned(
+    s: Serving, ctx: CheckContext, candidates: list[GpuSpec], fitting: dict[str, MemoryEstimate],
+    failing: list[GpuSpec],
+) -> list[Finding]:
+    where = "in the cluster" if ctx.cluster_tiers else "in the catalog"
+    if not fitting:
+        best = max(candidates, key=lambda g: g.usable_gib)
+        best_est = s.estimate(best)
+        return [_oom_finding(s, ctx, best, best_est, _deny_severity(s, best_est),
+                             prefix=f"no GPU {where} holds it;")]
+    if not failing:
+        return []
+    cheapest = min((ctx.gpus.get(gid) for gid in fitting), key=lambda g: g.price_per_hour)
+    small = ", ".join(sorted({g.id for g in failing})[:4]) + (", ..." if len(failing) > 4 else "")
+    detail = (f"pins no GPU tier and would not fit {small} at tp={s.engine.tp}. Cheapest that fits: "
+              f"{cheapest.id}; pin nvidia.com/gpu.product={gpu_label(cheapest)}.")
+    return [finding(s, Code.OOM_RISK, detail, Severity.WARNING, fitting_tiers=sorted(fitting),
+                    cheapest_tier=cheapest.id)]
+
+
+def _oom_finding(
+    s: Serving, ctx: CheckContext, gpu: GpuSpec, est: MemoryEstimate, severity: Severity,
+    prefix: str = "", suffix: str = "",
+) -> Finding:
+    setup = est.setup
+    frac = f"{est.usable_bytes / 2**30:.1f} x {setup.mem_fraction:.2f}"
+    if not est.weights_fit:
+        what = (f"needs {gib(est.weights_bytes)} GiB/GPU for weights at tp={setup.tp}; {gpu_label(gpu)} gives "
+                f"{gib(est.budget_bytes)} GiB ({frac}).")
+    elif not est.sequence_fits:
+        need = est.kv_bytes_per_token * setup.max_model_len
+        what = (f"has {gib(max(est.kv_bytes, 0))} GiB/GPU for KV after {gib(est.weights_bytes)} GiB weights "
+                f"on {gpu_label(gpu)} at tp={setup.tp}; max-model-len {setup.max_model_len} needs {gib(need)} GiB.")
+    else:
+        what = (f"gpu-memory-utilization {setup.mem_fraction:.2f} leaves {gib(est.headroom_bytes)} GiB of "
+                f"{gpu_label(gpu)} for CUDA context and graphs; they need {gib(est.outside_budget_bytes)} GiB.")
+    fix = suggest_fix(s, ctx, gpu, est)
+    detail = " ".join(part for part in (prefix, what, fix, suffix) if part)
+    return finding(s, Code.OOM_RISK, detail, severity, tier=gpu.id, **est.as_figures())
+
+
+def suggest_fix(s: Serving, ctx: CheckContext, gpu: GpuSpec, est: MemoryEstimate) -> str:
+    """The cheapest concrete change that makes it fit: more TP here, another tier, FP8, or a shorter context."""
+    setup = est.setup
+    if est.weights_fit and est.sequence_fits:
+        headroom_gib = (est.usable_bytes - est.outside_budget_bytes) / 2**30
+        return f"Use gpu-memory-utilization <= {headroom_gib / setup.usable_gib:.2f}."
+    options: list[str] = []
+    tp_fix = _more_tp(s, gpu, setup.tp)
+    if tp_fix:
+        options.append(f"tp>={tp_fix} on {gpu_label(gpu)}")
+    other = _cheapest_other_tier(s, ctx, gpu, setup.tp)
+    if other is not None and other.id != gpu.id:
+        options.append(f"tp={setup.tp} on {gpu_label(other)}" if not tp_fix else gpu_label(other))
+    if s.precision and s.precision.weights in {"bf16", "fp16"} and _fits_with(s, gpu, Precision("fp8", "fp8")):
+        options.append("an FP8 build")
+    if est.weights_fit and not est.sequence_fits and est.kv_tokens > 0:
+        options.append(f"--max-model-len <= {est.kv_tokens}")
+    if not options:
+        return "No catalog GPU holds it at up to tp=8; use a smaller or quantized model, or multi-node PP."
+    return "Use " + " or ".join(options[:3]) + "."
+
+
+def _more_tp(s: Serving, gpu: GpuSpec, tp: int) -> int | None:
+    arch = s.arch
+    assert arch is not None
+    for candidate in (2, 4, 8):
+        if candidate <= tp or (arch.heads % candidate and not s.resolved_estimated):
+            continue
+        if s.estimate(gpu, tp=candidate).fits:
+            return candidate
+    return None
+
+
+def _cheapest_other_tier(s: Serving, ctx: CheckContext, current: GpuSpec, tp: int) -> GpuSpec | None:
+    fitting = [g for g in _cluster_or_catalog(ctx) if g.id != current.id and s.estimate(g, tp=tp).fits]
+    return min(fitting, key=lambda g: g.price_per_hour, default=None)
+
+
+def _fits_with(s: Serving, gpu: GpuSpec, prec: Precision) -> bool:
+    saved = s.precision
+    try:
+        s.precision = prec
+        return s.estimate(gpu).fits
+    finally:
+        s.precision = saved
+
+
+def kv_starved(s: Serving, ctx: CheckContext, gpu: GpuSpec, est: MemoryEstimate) -> list[Finding]:
+    typical = ctx.settings.typical_request_tokens
+    concurrency = s.explicit_max_num_seqs or ctx.settings.expected_concurrency
+    need = concurrency * min(typical, est.setup.max_model_len)
+    if est.kv_tokens >= need:
+        return []
+    holds = est.kv_tokens // max(min(typical, est.setup.max_model_len), 1)
+    fixes = [f"--max-num-seqs {max(holds, 1)}"]
+    if est.setup.kv_dtype not in {"fp8", "int8"}:
+        fixes.append("--kv-cache-dtype fp8")
+    fixes.append(f"tp={est.setup.tp * 2}" if est.setup.tp < MAX_TP else "a larger tier")
+    source = "max-num-seqs" if s.explicit_max_num_seqs else "expected concurrency"
+    detail = (f"KV cache on {gpu_label(gpu)} holds {est.kv_tokens} tokens = {holds} requests of {typical} tokens; "
+              f"{source} {concurrency} means preemption. Use {', '.join(fixes)}.")
+    return [finding(s, Code.KV_CACHE_STARVED, detail, tier=gpu.id, requests_held=holds,
+                    concurrency=concurrency, **est.as_figures())]
+
+
+def with_tp(s: Serving, tp: int) -> Serving:
+    return replace(s, engine=replace(s.engine, tp=tp))

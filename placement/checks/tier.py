@@ -1,0 +1,130 @@
+"""Is the tier right for the job? tier-misplacement, overprovisioned, batch-over-tiered.
+
+Every finding here states the money: the monthly cost of the GPUs as configured and of the recommendation,
+from the catalog's reference prices (override them in the config to match your contract).
+"""
+
+from __future__ import annotations
+
+from placement.catalog import GpuSpec, MigProfile
+from placement.checks.fit import _cluster_or_catalog, finding, gpu_label
+from placement.checks.settings import CheckContext
+from placement.findings import Code, Finding, gib
+from placement.memory import GIB, MemoryEstimate
+from placement.serving import Serving
+
+
+def monthly(gpu: GpuSpec, gpus: int, ctx: CheckContext) -> float:
+    return gpu.price_per_hour * gpus * ctx.settings.hours_per_month
+
+
+def money(amount: float) -> str:
+    return f"${amount:,.0f}/mo"
+
+
+def _replicas(s: Serving) -> int:
+    return max(s.workload.replicas or 1, 1)
+
+
+def holds_with_margin(s: Serving, ctx: CheckContext, est: MemoryEstimate, current: MemoryEstimate) -> bool:
+    """A recommendation must not trade an OOM for a starved cache: it holds max_model_len with margin and
+    at least the KV the current tier gives up to the expected concurrency."""
+    if not est.fits:
+        return False
+    typical = min(ctx.settings.typical_request_tokens, est.setup.max_model_len)
+    concurrency = s.explicit_max_num_seqs or ctx.settings.expected_concurrency
+    wanted = min(current.kv_tokens, concurrency * typical)
+    return est.kv_tokens >= max(ctx.settings.tier_margin * est.setup.max_model_len, wanted)
+
+
+def cheaper_tier(s: Serving, ctx: CheckContext, gpu: GpuSpec, current: MemoryEstimate) -> tuple[
+    GpuSpec, MemoryEstimate
+] | None:
+    """The cheapest catalog tier that serves the same config (same TP) with margin, if at least 10% cheaper."""
+    best: tuple[GpuSpec, MemoryEstimate] | None = None
+    for other in _cluster_or_catalog(ctx):
+        if other.price_per_hour >= 0.9 * gpu.price_per_hour:
+            continue
+        est = s.estimate(other)
+        if holds_with_margin(s, ctx, est, current) and (best is None or other.price_per_hour < best[0].price_per_hour):
+            best = (other, est)
+    return best
+
+
+def tier_findings(s: Serving, ctx: CheckContext, gpu: GpuSpec, est: MemoryEstimate) -> list[Finding]:
+    """Findings for a workload pinned to `gpu` (the cheapest allowed tier that fits)."""
+    out: list[Finding] = []
+    gpus = s.gpus_per_replica * _replicas(s)
+    cheaper = cheaper_tier(s, ctx, gpu, est)
+    if cheaper is not None:
+        other, other_est = cheaper
+        now, then = monthly(gpu, gpus, ctx), monthly(other, gpus, ctx)
+        top = gpu.price_per_hour >= ctx.settings.top_tier_price_per_hour
+        code = Code.BATCH_OVER_TIERED if s.workload.batch and top else Code.TIER_MISPLACEMENT
+        kind = "batch job" if s.workload.batch else f"{gib(est.weights_bytes)} GiB/GPU of weights"
+        detail = (f"{kind} on {gpu_label(gpu)} x{gpus} ({money(now)}); {gpu_label(other)} holds it with "
+                  f"{other_est.kv_tokens} KV tokens/GPU for {money(then)}. Pin nvidia.com/gpu.product="
+                  f"{gpu_label(other)}.")
+        out.append(finding(s, code, detail, tier=gpu.id, recommended_tier=other.id, monthly_cost=round(now),
+                           recommended_monthly_cost=round(then), **est.as_figures()))
+    out.extend(_idle_gpus(s, ctx, gpu))
+    out.extend(_excess_tp(s, ctx, gpu, est))
+    if cheaper is None:
+        out.extend(_small_share(s, ctx, gpu, est))
+    return out
+
+
+def _idle_gpus(s: Serving, ctx: CheckContext, gpu: GpuSpec) -> list[Finding]:
+    used = s.engine.tp * s.engine.pp * max(s.engine.dp, 1)
+    if s.engine.engine == "annotations" or used >= s.gpus_per_replica:
+        return []
+    idle = s.gpus_per_replica - used
+    cost = monthly(gpu, idle * _replicas(s), ctx)
+    detail = (f"requests {s.gpus_per_replica} GPUs but tp={s.engine.tp} x pp={s.engine.pp} uses {used}; "
+              f"{idle} sit idle ({money(cost)}). Set nvidia.com/gpu: {used}.")
+    return [finding(s, Code.OVERPROVISIONED, detail, tier=gpu.id, gpus=s.gpus_per_replica, used_gpus=used,
+                    wasted_monthly_cost=round(cost))]
+
+
+def _excess_tp(s: Serving, ctx: CheckContext, gpu: GpuSpec, est: MemoryEstimate) -> list[Finding]:
+    tp = s.engine.tp
+    if tp < 2 or s.workload.group_size > 1:
+        return []
+    half = tp // 2
+    if s.arch is None or s.arch.heads % half:
+        return []
+    smaller = s.estimate(gpu, tp=half)
+    if not holds_with_margin(s, ctx, smaller, est):
+        return []
+    saved = monthly(gpu, (tp - half) * _replicas(s), ctx)
+    detail = (f"tp={tp} on {gpu_label(gpu)}, but tp={half} holds it ({gib(smaller.weights_bytes)} GiB weights, "
+              f"{smaller.kv_tokens} KV tokens/GPU); {money(saved)} for latency you may not need. Try tp={half}.")
+    return [finding(s, Code.OVERPROVISIONED, detail, tier=gpu.id, recommended_tp=half,
+                    saved_monthly_cost=round(saved), **est.as_figures())]
+
+
+def needed_bytes(s: Serving, ctx: CheckContext, est: MemoryEstimate) -> float:
+    """Memory the workload really uses: weights, activations, and KV for its expected concurrency."""
+    typical = min(ctx.settings.typical_request_tokens, est.setup.max_model_len)
+    concurrency = s.explicit_max_num_seqs or ctx.settings.expected_concurrency
+    kv_tokens = max(est.setup.max_model_len, concurrency * typical)
+    return est.weights_bytes + est.activation_bytes + est.non_torch_bytes + kv_tokens * est.kv_bytes_per_token
+
+
+def _small_share(s: Serving, ctx: CheckContext, gpu: GpuSpec, est: MemoryEstimate) -> list[Finding]:
+    need = needed_bytes(s, ctx, est)
+    share = need / est.usable_bytes
+    if share >= ctx.settings.overprovisioned_share or s.engine.tp > 1:
+        return []
+    mig = smallest_mig(gpu, need)
+    fix = f"use MIG {mig.name} ({mig.memory_gib:g} GiB)" if mig else "pack it with others or use a smaller tier"
+    detail = (f"needs ~{gib(need)} GiB of {gpu_label(gpu)}'s {gib(est.usable_bytes)} GiB ({share:.0%}) at "
+              f"{ctx.settings.typical_request_tokens}-token requests; {fix}.")
+    return [finding(s, Code.OVERPROVISIONED, detail, tier=gpu.id, needed_gib=round(need / GIB, 1),
+                    share=round(share, 3), mig_profile=mig.name if mig else None)]
+
+
+def smallest_mig(gpu: GpuSpec, need_bytes: float) -> MigProfile | None:
+    """The smallest MIG slice of this GPU with room for the need (with 10% for the engine's own margin)."""
+    fitting = [m for m in gpu.mig_profiles if m.memory_gib * GIB * 0.9 >= need_bytes]
+    return min(fitting, key=lambda m: m.memory_gib, default=None)

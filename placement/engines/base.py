@@ -1,0 +1,228 @@
+"""What every serving engine's parser produces, and the argv helpers they share.
+
+An engine parser turns a container (image, command, args, env) into an `EngineConfig`: the settings that
+decide GPU memory (parallelism, context length, batch limits, memory fraction, dtypes). Values the pod
+takes from `valueFrom` are *unknown*, not empty (design.md): they are listed in `unknown` so a check
+never judges a guess.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+
+# Value spellings the engines accept for their dtype flags; anything else makes the engine refuse to start.
+WEIGHT_DTYPES = {"auto", "half", "float16", "fp16", "bfloat16", "bf16", "float", "float32", "fp32"}
+KV_CACHE_DTYPES = {"auto", "fp8", "fp8_e5m2", "fp8_e4m3", "fp8_inc", "bfloat16", "float16", "int8"}
+QUANTIZATIONS = {
+    "awq", "awq_marlin", "gptq", "gptq_marlin", "gptq_marlin_24", "marlin", "fp8", "fbgemm_fp8",
+    "compressed-tensors", "compressed_tensors", "bitsandbytes", "bitsandbytes-nf4", "bitsandbytes-fp4",
+    "gguf", "mxfp4", "modelopt", "modelopt_fp4", "nvfp4", "experts_int8", "w8a8_int8", "w8a8_fp8",
+    "int8", "int4", "eetq", "exl2", "fp8-dynamic", "awq-marlin", "none",
+}
+
+
+@dataclass
+class EngineConfig:
+    """Engine settings that decide memory. None means: the engine's default applies."""
+
+    engine: str  # vllm | sglang | tgi | trtllm | annotations
+    model: str | None = None
+    version: tuple[int, ...] | None = None  # from the image tag; None: latest
+    tp: int = 1
+    pp: int = 1
+    dp: int = 1
+    max_model_len: int | None = None
+    max_num_seqs: int | None = None
+    max_num_batched_tokens: int | None = None
+    mem_fraction: float | None = None  # vLLM gpu-memory-utilization, SGLang mem-fraction-static, ...
+    dtype: str | None = None
+    quantization: str | None = None
+    kv_cache_dtype: str | None = None
+    enforce_eager: bool = False
+    chunked_prefill: bool | None = None
+    cpu_offload_gib: float = 0.0
+    unknown: set[str] = field(default_factory=set)  # settings whose value comes from valueFrom
+    problems: list[str] = field(default_factory=list)  # what would make the engine refuse to start
+    flags: dict[str, str] = field(default_factory=dict)  # every flag seen, normalised name -> value
+
+
+@dataclass(frozen=True)
+class Container:
+    """The parts of a Kubernetes container an engine parser reads. Env values from valueFrom are None."""
+
+    name: str
+    image: str = ""
+    command: tuple[str, ...] = ()
+    args: tuple[str, ...] = ()
+    env: Mapping[str, str | None] = field(default_factory=dict)
+
+    @property
+    def argv(self) -> list[str]:
+        return expand_argv(list(self.command) + list(self.args), self.env)
+
+
+UNKNOWN = "\x00unknown\x00"  # stands for a value from valueFrom after $(VAR) expansion
+_VAR_REF = re.compile(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)")
+_SHELLS = {"sh", "bash", "/bin/sh", "/bin/bash", "/usr/bin/env", "dash", "/bin/dash", "zsh"}
+
+
+def expand_argv(argv: list[str], env: Mapping[str, str | None]) -> list[str]:
+    """Kubernetes' own $(VAR) expansion, then unwrap `sh -c "..."` into the words of the script."""
+
+    def sub(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name not in env:
+            return match.group(0)  # Kubernetes leaves unknown references as they are
+        value = env[name]
+        return UNKNOWN if value is None else value
+
+    expanded = [_VAR_REF.sub(sub, word) for word in argv]
+    return list(_unwrap_shell(expanded))
+
+
+def _unwrap_shell(argv: list[str]) -> Iterator[str]:
+    if len(argv) >= 3 and argv[0] in _SHELLS and "-c" in argv[1:3]:
+        script = argv[argv.index("-c", 1) + 1]
+        yield from _script_words(script)
+        return
+    yield from argv
+
+
+def _script_words(script: str) -> Iterator[str]:
+    """Words of a shell script; `a && b`, `;` and newlines become separate commands, joined in order.
+    Shell variables ($VAR, ${VAR}) are left as they are: parsers treat them as unknown values."""
+    try:
+        words = shlex.split(script, comments=True)
+    except ValueError:
+        words = script.split()
+    for word in words:
+        if word in {"&&", "||", ";", "|", "exec"}:
+            continue
+        yield word
+
+
+def normalise_flag(word: str) -> str:
+    """`--max_model_len` and `--max-model-len` are the same flag (engines accept both)."""
+    return word.lstrip("-").replace("_", "-").lower()
+
+
+def split_flags(words: Sequence[str], booleans: set[str], aliases: Mapping[str, str]) -> tuple[
+    dict[str, str], list[str]
+]:
+    """Split argv words into flags (normalised name -> value) and positionals.
+
+    Accepts `--flag=value` and `--flag value`; a flag in `booleans` takes no value unless given with `=`.
+    """
+    flags: dict[str, str] = {}
+    positionals: list[str] = []
+    i = 0
+    while i < len(words):
+        word = words[i]
+        if word.startswith("-") and len(word) > 1 and not _is_number(word):
+            name, eq, value = word.partition("=")
+            key = aliases.get(normalise_flag(name), normalise_flag(name))
+            if eq:
+                flags[key] = value
+            elif key in booleans or i + 1 >= len(words) or _looks_like_flag(words[i + 1]):
+                flags[key] = "true"
+            else:
+                flags[key] = words[i + 1]
+                i += 1
+        else:
+            positionals.append(word)
+        i += 1
+    return flags, positionals
+
+
+def _looks_like_flag(word: str) -> bool:
+    return word.startswith("-") and not _is_number(word)
+
+
+def _is_number(word: str) -> bool:
+    try:
+        float(word)
+    except ValueError:
+        return False
+    return True
+
+
+def is_unknown(value: str | None) -> bool:
+    return value is not None and (UNKNOWN in value or "$" in value)
+
+
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kKmMgG]?)\s*$")
+
+
+def parse_int(value: str, field_name: str, cfg: EngineConfig, minimum: int = 1) -> int | None:
+    """Integers as the engines accept them, including vLLM's human-readable `32k` / `1M`."""
+    if is_unknown(value):
+        cfg.unknown.add(field_name)
+        return None
+    match = _SIZE.match(value)
+    if not match:
+        cfg.problems.append(f"{field_name}={value!r} is not an integer")
+        return None
+    number, suffix = float(match.group(1)), match.group(2)
+    # vLLM: lowercase k/m are powers of ten, uppercase K/M powers of two.
+    scale = {"": 1, "k": 1000, "m": 10**6, "g": 10**9, "K": 1024, "M": 2**20, "G": 2**30}[suffix]
+    result = int(number * scale)
+    if result < minimum:
+        cfg.problems.append(f"{field_name}={value} must be at least {minimum}")
+        return None
+    return result
+
+
+def parse_fraction(value: str, field_name: str, cfg: EngineConfig) -> float | None:
+    if is_unknown(value):
+        cfg.unknown.add(field_name)
+        return None
+    try:
+        result = float(value)
+    except ValueError:
+        cfg.problems.append(f"{field_name}={value!r} is not a number")
+        return None
+    if not 0.0 < result <= 1.0:
+        cfg.problems.append(f"{field_name}={value} must be in (0, 1]")
+        return None
+    return result
+
+
+def parse_choice(value: str, field_name: str, allowed: set[str], cfg: EngineConfig) -> str | None:
+    if is_unknown(value):
+        cfg.unknown.add(field_name)
+        return None
+    lowered = value.lower()
+    if lowered not in allowed:
+        cfg.problems.append(f"{field_name}={value!r} is not a value the engine accepts")
+        return None
+    return lowered
+
+
+def parse_bool(value: str) -> bool:
+    return value.lower() not in {"false", "0", "no", "off"}
+
+
+_VERSION = re.compile(r"v?(\d+)\.(\d+)(?:\.(\d+))?")
+
+
+def image_version(image: str) -> tuple[int, ...] | None:
+    """`vllm/vllm-openai:v0.6.4` -> (0, 6, 4); `latest`, digests and missing tags -> None (latest)."""
+    tag = image.rsplit("@", 1)[0]
+    if ":" not in tag.rsplit("/", 1)[-1]:
+        return None
+    match = _VERSION.match(tag.rsplit(":", 1)[1])
+    if not match:
+        return None
+    return tuple(int(part) for part in match.groups() if part is not None)
+
+
+def module_after(argv: Sequence[str], suffixes: Sequence[str]) -> int | None:
+    """Index just past the word that starts the engine (`-m vllm.entrypoints...`, `vllm serve`)."""
+    for i, word in enumerate(argv):
+        base = word.rsplit("/", 1)[-1]
+        if any(base == s or base.endswith(s) for s in suffixes):
+            return i + 1
+    return None

@@ -1,0 +1,122 @@
+"""Each engine's defaults, applied to an `EngineConfig` to give the concrete `ServingSetup` the memory
+estimator needs. Defaults differ by engine, version and GPU; the source of each is named beside it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from placement.engines.base import EngineConfig
+from placement.memory import ServingSetup
+
+LARGE_GPU_GIB = 70.0  # vLLM V1 raises batch defaults on GPUs with at least 70 GiB (vllm/engine/arg_utils.py)
+VLLM_V1_SINCE = (0, 8)  # V1 became the default engine in vLLM 0.8.0
+
+
+@dataclass(frozen=True)
+class Precision:
+    weights: str  # key of memory.WEIGHT_BYTES
+    kv: str  # key of memory.KV_BYTES
+    native_mxfp4_experts: bool = False
+
+
+_QUANT_TO_WEIGHTS = {
+    "awq": "int4", "awq_marlin": "int4", "awq-marlin": "int4", "gptq": "int4", "gptq_marlin": "int4",
+    "gptq_marlin_24": "int4", "marlin": "int4", "int4": "int4", "bitsandbytes": "int4",
+    "bitsandbytes-nf4": "int4", "bitsandbytes-fp4": "int4", "w4a16": "int4", "gguf": "int4",
+    "fp8": "fp8", "fbgemm_fp8": "fp8", "fp8-dynamic": "fp8", "w8a8_fp8": "fp8", "modelopt": "fp8",
+    "int8": "int8", "w8a8_int8": "int8", "w8a8": "int8", "experts_int8": "int8", "eetq": "int8",
+    "mxfp4": "mxfp4", "modelopt_fp4": "int4", "nvfp4": "int4",
+}
+_DTYPE_ALIASES = {"half": "fp16", "float16": "fp16", "bfloat16": "bf16", "float": "fp32", "float32": "fp32"}
+
+
+def precision(cfg: EngineConfig, native_dtype: str, name_quant: str | None, override: str | None) -> Precision:
+    """Weight and KV precision: the gpuplace.io/dtype annotation, else the engine's quantization flag,
+    else what the model id says (-AWQ, -FP8), else the checkpoint's own dtype (`auto`)."""
+    quant = override or cfg.quantization or name_quant
+    if quant in (None, "none", "auto", "bf16", "fp16", "fp32"):
+        quant = None
+    mxfp4_native = native_dtype == "mxfp4" and quant in (None, "mxfp4")
+    if quant is not None:
+        weights = _QUANT_TO_WEIGHTS.get(quant, quant if quant in {"int4", "int8", "fp8"} else "bf16")
+    elif native_dtype in {"fp8", "int4", "int8"}:
+        weights = native_dtype
+    elif cfg.dtype and cfg.dtype != "auto":
+        weights = _DTYPE_ALIASES.get(cfg.dtype, cfg.dtype)
+    else:
+        weights = "fp16" if native_dtype == "fp16" else "bf16"
+    if mxfp4_native:
+        weights = "bf16"  # only the experts are mxfp4; memory.py splits them out
+    kv = "fp8" if (cfg.kv_cache_dtype or "").startswith("fp8") else "int8" if cfg.kv_cache_dtype == "int8" else (
+        "fp16" if weights == "fp16" or cfg.dtype in {"half", "float16", "fp16"} else "bf16"
+    )
+    return Precision(weights=weights, kv=kv, native_mxfp4_experts=mxfp4_native)
+
+
+def is_vllm_v0(cfg: EngineConfig) -> bool:
+    return cfg.engine == "vllm" and cfg.version is not None and cfg.version[:2] < VLLM_V1_SINCE
+
+
+def default_max_model_len(cfg: EngineConfig, context: int) -> int:
+    if cfg.engine == "tgi" and cfg.version is not None and cfg.version[0] < 3:
+        return min(context, 4096)  # TGI 1.x/2.x default --max-total-tokens
+    return context  # vLLM, SGLang, TRT-LLM and TGI 3 default to the model's context length
+
+
+def setup_for(
+    cfg: EngineConfig, prec: Precision, usable_gib: float, max_model_len: int, max_num_seqs: int | None = None
+) -> ServingSetup:
+    """Fill in the engine's defaults for everything the config leaves unset."""
+    seqs = max_num_seqs or cfg.max_num_seqs
+    tokens = cfg.max_num_batched_tokens
+    fraction = cfg.mem_fraction
+    if cfg.engine == "sglang":
+        fraction = fraction or _sglang_mem_fraction(cfg.tp)
+        seqs = seqs or 256
+        tokens = tokens if tokens and tokens > 0 else (8192 if usable_gib >= LARGE_GPU_GIB else 2048)
+    elif cfg.engine == "tgi":
+        fraction = fraction or 1.0  # CUDA_MEMORY_FRACTION default
+        seqs = seqs or 128  # --max-concurrent-requests default
+        tokens = tokens or 4096  # --max-batch-prefill-tokens default
+    elif cfg.engine == "trtllm":
+        fraction = fraction or 0.9  # kv_cache_free_gpu_memory_fraction default
+        seqs = seqs or 2048  # trtllm-serve --max_batch_size default
+        tokens = tokens or 8192  # trtllm-serve --max_num_tokens default
+    else:
+        fraction = fraction or 0.9  # --gpu-memory-utilization default
+        seqs, tokens = _vllm_batch_defaults(cfg, usable_gib, max_model_len, seqs, tokens)
+    return ServingSetup(
+        engine=cfg.engine if cfg.engine in {"sglang", "tgi", "trtllm"} else "vllm",
+        usable_gib=usable_gib,
+        mem_fraction=fraction,
+        weight_dtype=prec.weights,
+        kv_dtype=prec.kv,
+        max_model_len=max_model_len,
+        max_num_seqs=seqs,
+        max_num_batched_tokens=tokens,
+        tp=cfg.tp,
+        pp=cfg.pp,
+        enforce_eager=cfg.enforce_eager,
+        native_mxfp4_experts=prec.native_mxfp4_experts,
+    )
+
+
+def _vllm_batch_defaults(
+    cfg: EngineConfig, usable_gib: float, max_model_len: int, seqs: int | None, tokens: int | None
+) -> tuple[int, int]:
+    if is_vllm_v0(cfg):
+        # V0 turned chunked prefill on by itself only past 32K context; without it a step holds a whole
+        # prompt, so the profile runs max(max_model_len, 2048) tokens.
+        chunked = cfg.chunked_prefill if cfg.chunked_prefill is not None else max_model_len > 32768
+        default_tokens = 2048 if chunked else max(max_model_len, 2048)
+        return seqs or 256, tokens or default_tokens
+    large = usable_gib >= LARGE_GPU_GIB
+    return seqs or (1024 if large else 256), tokens or (8192 if large else 2048)
+
+
+def _sglang_mem_fraction(tp: int) -> float:
+    """SGLang's server_args default for --mem-fraction-static by TP size."""
+    for min_tp, fraction in ((16, 0.79), (8, 0.81), (4, 0.85), (2, 0.87)):
+        if tp >= min_tp:
+            return fraction
+    return 0.88

@@ -1,0 +1,230 @@
+"""The one memory estimator: per-GPU-rank memory of an LLM served by vLLM, SGLang, TGI or TensorRT-LLM.
+
+vLLM's accounting is the reference (design.md):
+
+    budget     = usable GPU memory x gpu_memory_utilization
+    kv memory  = budget - weights - activation peak - non-torch memory
+    kv tokens  = kv memory / KV bytes per token per rank
+    fits       = kv tokens >= max_model_len, and the memory outside the budget holds CUDA context + graphs
+
+Each engine differs in where the budget line is drawn (see `_kv_memory`). Constants that are not facts of
+the model or GPU are named below with where they come from; `bench/estimator_accuracy.py` checks the whole
+model against published vLLM start-up logs.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from placement.models import ModelArch
+
+GIB = 2**30
+
+# Bytes per parameter of quantized linear layers, scales included: AWQ/GPTQ int4 with group size 128
+# carry an fp16 scale and a 4-bit zero point per group; mxfp4 carries one 8-bit scale per 32 values.
+WEIGHT_BYTES = {
+    "fp32": 4.0, "bf16": 2.0, "fp16": 2.0, "fp8": 1.0, "int8": 1.0,
+    "int4": 0.5 + (2 + 0.5) / 128, "mxfp4": 0.5 + 1 / 32,
+}
+KV_BYTES = {"fp32": 4, "bf16": 2, "fp16": 2, "fp8": 1, "int8": 1}
+
+# Memory the engine uses outside PyTorch's allocator inside the budget (cuBLAS workspaces, NCCL and
+# custom all-reduce buffers). vLLM logs it as `non_torch_memory`: ~0.2 GiB on one GPU (vllm#14447 logs on
+# RTX 3090), about 1.8 GiB more per rank once NCCL is up (vllm#10511: Llama-3-8B tp=1 vs tp=2 on H100).
+NON_TORCH_SINGLE_GIB = 0.2
+NON_TORCH_NCCL_GIB = 1.8
+# The profile run samples max_num_seqs rows of fp32 logits; softmax and top-k/p copies add about half again.
+SAMPLER_LOGIT_COPIES = 1.5
+ACTIVATION_BYTES = 2  # bf16/fp16 activations
+# Outside the budget: the CUDA context (~0.45 GiB on recent drivers) and CUDA graphs unless eager.
+CUDA_CONTEXT_GIB = 0.45
+CUDA_GRAPHS_GIB = 0.25
+
+
+@dataclass(frozen=True)
+class ServingSetup:
+    """Everything the estimate depends on, already resolved to concrete values (engine defaults applied)."""
+
+    engine: str
+    usable_gib: float  # total memory CUDA reports for one GPU
+    mem_fraction: float  # the engine's memory fraction (vLLM gpu_memory_utilization, ...)
+    weight_dtype: str  # key of WEIGHT_BYTES: the dtype of quantized linear layers
+    kv_dtype: str  # key of KV_BYTES
+    max_model_len: int
+    max_num_seqs: int
+    max_num_batched_tokens: int
+    tp: int = 1
+    pp: int = 1
+    enforce_eager: bool = False
+    native_mxfp4_experts: bool = False  # gpt-oss: only the experts are mxfp4, the rest bf16
+
+
+@dataclass(frozen=True)
+class MemoryEstimate:
+    setup: ServingSetup
+    usable_bytes: float
+    budget_bytes: float
+    weights_bytes: float
+    activation_bytes: float
+    non_torch_bytes: float
+    kv_bytes: float  # memory left for the KV cache (may be negative)
+    kv_bytes_per_token: float
+    kv_tokens: int
+    outside_budget_bytes: float  # what must fit in usable - budget (vLLM) for context and graphs
+    headroom_bytes: float  # usable - budget
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def weights_fit(self) -> bool:
+        return self.weights_bytes < self.budget_bytes
+
+    @property
+    def sequence_fits(self) -> bool:
+        return self.kv_tokens >= self.setup.max_model_len
+
+    @property
+    def headroom_fits(self) -> bool:
+        return self.setup.engine != "vllm" or self.headroom_bytes >= self.outside_budget_bytes
+
+    @property
+    def fits(self) -> bool:
+        return self.weights_fit and self.sequence_fits and self.headroom_fits
+
+    @property
+    def max_len_that_fits(self) -> int:
+        return max(self.kv_tokens, 0)
+
+    def as_figures(self) -> dict[str, float | int]:
+        """The numbers findings print and JSON output carries (GiB rounded to one decimal)."""
+        return {
+            "usable_gib": round(self.usable_bytes / GIB, 1),
+            "budget_gib": round(self.budget_bytes / GIB, 1),
+            "weights_gib": round(self.weights_bytes / GIB, 1),
+            "activation_gib": round(self.activation_bytes / GIB, 1),
+            "non_torch_gib": round(self.non_torch_bytes / GIB, 1),
+            "kv_gib": round(self.kv_bytes / GIB, 1),
+            "kv_tokens": self.kv_tokens,
+            "kv_bytes_per_token": int(self.kv_bytes_per_token),
+            "max_model_len": self.setup.max_model_len,
+            "tp": self.setup.tp,
+            "pp": self.setup.pp,
+        }
+
+
+def estimate(arch: ModelArch, setup: ServingSetup) -> MemoryEstimate:
+    usable = setup.usable_gib * GIB
+    weights = weight_bytes_per_rank(arch, setup)
+    activation = activation_bytes_per_rank(arch, setup)
+    non_torch = _non_torch_bytes(setup)
+    budget, kv = _kv_memory(setup, usable, weights, activation, non_torch)
+    per_token = kv_bytes_per_token(arch, setup)
+    kv_tokens = int(kv // per_token) if kv > 0 else 0
+    outside = (CUDA_CONTEXT_GIB + (0 if setup.enforce_eager else CUDA_GRAPHS_GIB)) * GIB
+    return MemoryEstimate(
+        setup=setup,
+        usable_bytes=usable,
+        budget_bytes=budget,
+        weights_bytes=weights,
+        activation_bytes=activation,
+        non_torch_bytes=non_torch,
+        kv_bytes=kv,
+        kv_bytes_per_token=per_token,
+        kv_tokens=kv_tokens,
+        outside_budget_bytes=outside,
+        headroom_bytes=usable - budget,
+    )
+
+
+def _kv_memory(
+    setup: ServingSetup, usable: float, weights: float, activation: float, non_torch: float
+) -> tuple[float, float]:
+    """(budget, memory left for KV) under each engine's own rule."""
+    if setup.engine == "sglang":
+        # mem_fraction_static covers weights + KV pool; activations and graphs live in the rest.
+        budget = usable * setup.mem_fraction
+        return budget, budget - weights
+    if setup.engine == "trtllm":
+        # kv_cache_free_gpu_memory_fraction is a share of what is free after weights and activations.
+        free = usable - weights - activation - non_torch - CUDA_CONTEXT_GIB * GIB
+        return usable, free * setup.mem_fraction
+    # vLLM and TGI: a fraction of the whole GPU; everything the engine uses lives inside it.
+    budget = usable * setup.mem_fraction
+    return budget, budget - weights - activation - non_torch
+
+
+def weight_bytes_per_rank(arch: ModelArch, setup: ServingSetup) -> float:
+    """Weights on the most loaded rank. Embedding and LM head stay 16-bit under weight quantization and are
+    split across TP ranks (vocab-parallel); with PP the first stage holds the embedding, the last the head."""
+    embed = arch.vocab * arch.hidden
+    head = 0 if arch.tie_embeddings else embed
+    body = max(arch.params - embed - head, 0)
+    body_bytes = _body_bytes(arch, body, setup)
+    body_bytes += _replicated_kv_bytes(arch, setup)
+    edge_params = (embed + head) if setup.pp == 1 else max(embed, head) or embed
+    return body_bytes / (setup.tp * setup.pp) + edge_params * WEIGHT_BYTES["bf16"] / setup.tp
+
+
+def _body_bytes(arch: ModelArch, body_params: int, setup: ServingSetup) -> float:
+    if not setup.native_mxfp4_experts or arch.moe is None:
+        return body_params * WEIGHT_BYTES[setup.weight_dtype]
+    moe = arch.moe
+    moe_layers = arch.layers - moe.dense_layers
+    expert_params = moe_layers * moe.experts * 3 * arch.hidden * moe.moe_intermediate
+    expert_params = min(expert_params, body_params)
+    return expert_params * WEIGHT_BYTES["mxfp4"] + (body_params - expert_params) * WEIGHT_BYTES["bf16"]
+
+
+def _replicated_kv_bytes(arch: ModelArch, setup: ServingSetup) -> float:
+    """With tp > kv_heads each rank holds a whole KV head: the K/V projections are replicated."""
+    if arch.mla is not None or setup.tp <= arch.kv_heads:
+        return 0.0
+    per_layer = 2 * arch.head_dim * arch.hidden
+    replicated_heads = setup.tp - arch.kv_heads  # total extra heads across ranks
+    return arch.layers * per_layer * replicated_heads * WEIGHT_BYTES[setup.weight_dtype]
+
+
+def kv_bytes_per_token(arch: ModelArch, setup: ServingSetup) -> float:
+    """KV bytes one token costs on one rank, averaged so that a max_model_len sequence costs exactly
+    max_model_len x this (sliding-window layers hold at most their window)."""
+    dtype_bytes = KV_BYTES[setup.kv_dtype]
+    layers = math.ceil(arch.layers / setup.pp)
+    if arch.mla is not None:
+        # One compressed latent plus the decoupled RoPE key, replicated on every TP rank.
+        return layers * (arch.mla.kv_lora_rank + arch.mla.qk_rope_head_dim) * dtype_bytes
+    per_layer = 2 * math.ceil(arch.kv_heads / setup.tp) * arch.head_dim * dtype_bytes
+    sw = arch.sliding_window
+    if sw is None or sw.window >= setup.max_model_len:
+        return layers * per_layer
+    sliding = math.ceil(sw.sliding_layers / setup.pp)
+    full = layers - sliding
+    return per_layer * (full + sliding * sw.window / setup.max_model_len)
+
+
+def activation_bytes_per_rank(arch: ModelArch, setup: ServingSetup) -> float:
+    """Peak transient memory of the profile forward pass plus the sampler.
+
+    The forward peak is one layer's widest point for max_num_batched_tokens tokens: the MLP's gate/up and
+    activation outputs next to the residual stream (dense), or the fused-MoE caches for top-k experts.
+    """
+    tokens = setup.max_num_batched_tokens
+    h, tp = arch.hidden, setup.tp
+    dense_width = 3 * h + 3 * arch.intermediate / tp
+    width = dense_width
+    if arch.moe is not None:
+        moe = arch.moe
+        moe_width = 3 * h + moe.experts_per_token * (3 * moe.moe_intermediate / tp + h)
+        moe_width += moe.shared_experts * 3 * moe.moe_intermediate / tp
+        width = max(moe_width, dense_width if moe.dense_layers else 0)
+    forward = tokens * width * ACTIVATION_BYTES
+    if setup.engine == "sglang":
+        return forward  # outside the static budget; not part of the KV rule
+    sampler = setup.max_num_seqs * arch.vocab * 4 * SAMPLER_LOGIT_COPIES / (tp if setup.engine == "tgi" else 1)
+    return forward + sampler
+
+
+def _non_torch_bytes(setup: ServingSetup) -> float:
+    nccl = NON_TORCH_NCCL_GIB if setup.tp * setup.pp > 1 else 0.0
+    return (NON_TORCH_SINGLE_GIB + nccl) * GIB

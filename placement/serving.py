@@ -1,0 +1,114 @@
+"""From a GPU container to a memory estimate on a given GPU: which model it serves (annotations, engine
+arguments, the model catalog, the name), in which precision, with which engine settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+from placement.catalog import GpuSpec
+from placement.engines import EngineConfig
+from placement.engines.defaults import Precision, default_max_model_len, precision, setup_for
+from placement.memory import GIB, MemoryEstimate, ServingSetup, estimate, weight_bytes_per_rank
+from placement.models import ModelArch, ModelCatalog, Resolved
+from placement.workload import GpuContainer, Workload
+
+_DTYPE_ANNOTATION = {"bf16": None, "fp16": None, "fp8": "fp8", "int8": "int8", "int4": "int4"}
+
+
+@dataclass
+class Serving:
+    """A resolved GPU container: the model it serves and the engine settings, ready to estimate."""
+
+    workload: Workload
+    container: GpuContainer
+    engine: EngineConfig
+    model_name: str | None
+    resolved: Resolved | None
+    precision: Precision | None
+    explicit_max_model_len: int | None
+    explicit_max_num_seqs: int | None
+    unresolved_reason: str = ""
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def arch(self) -> ModelArch | None:
+        return self.resolved.arch if self.resolved else None
+
+    @property
+    def resolved_estimated(self) -> bool:
+        """True when the architecture is a guess from the name or a parameter count, not a config."""
+        return self.resolved is not None and (self.resolved.arch.estimated or self.resolved.how == "name")
+
+    @property
+    def gpus_per_pod(self) -> int:
+        return self.container.gpus
+
+    @property
+    def gpus_per_replica(self) -> int:
+        """GPUs one serving instance spans (LeaderWorkerSet: group size x per-pod GPUs)."""
+        return self.container.gpus * self.workload.group_size
+
+    def max_model_len(self) -> int:
+        if self.explicit_max_model_len:
+            return self.explicit_max_model_len
+        assert self.arch is not None
+        return default_max_model_len(self.engine, self.arch.context)
+
+    def setup(self, gpu: GpuSpec, tp: int | None = None, usable_gib: float | None = None) -> ServingSetup:
+        assert self.precision is not None
+        cfg = self.engine if tp is None else replace(self.engine, tp=tp)
+        return setup_for(cfg, self.precision, usable_gib or gpu.usable_gib, self.max_model_len(),
+                         self.explicit_max_num_seqs)
+
+    def estimate(self, gpu: GpuSpec, tp: int | None = None) -> MemoryEstimate:
+        assert self.arch is not None
+        return estimate(self.arch, self.setup(gpu, tp))
+
+    def weights_total_gib(self) -> float:
+        """Bytes of the whole model at the served precision: what a cold start has to load."""
+        assert self.arch is not None and self.precision is not None
+        one = replace(self.engine, tp=1, pp=1)
+        setup = setup_for(one, self.precision, 1000.0, 1, 1)
+        return weight_bytes_per_rank(self.arch, setup) / GIB
+
+
+def resolve(workload: Workload, container: GpuContainer, models: ModelCatalog) -> Serving:
+    engine = container.engine or EngineConfig(engine="annotations")
+    model_name = workload.annotation("model") or engine.model
+    params = workload.annotation("params")
+    resolved = models.resolve(model_name) if model_name else None
+    if resolved is None and params:
+        resolved = models.resolve(f"{model_name or 'model'}-{params}")
+    max_len = _int_annotation(workload, "max-model-len") or engine.max_model_len
+    max_seqs = _int_annotation(workload, "max-num-seqs") or engine.max_num_seqs
+    serving = Serving(workload, container, engine, model_name, resolved, None, max_len, max_seqs)
+    if resolved is None:
+        serving.unresolved_reason = _why_unresolved(container, engine, model_name)
+        return serving
+    dtype = workload.annotation("dtype")
+    override = _DTYPE_ANNOTATION.get(dtype.lower(), None) if dtype else None
+    serving.precision = precision(engine, resolved.arch.dtype, resolved.quant, override)
+    if dtype and dtype.lower() in {"bf16", "fp16"}:
+        serving.precision = Precision(weights=dtype.lower(), kv=dtype.lower())
+    return serving
+
+
+def _int_annotation(workload: Workload, key: str) -> int | None:
+    value = workload.annotation(key)
+    if value is None:
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        return None
+
+
+def _why_unresolved(container: GpuContainer, engine: EngineConfig, model_name: str | None) -> str:
+    if "model" in engine.unknown:
+        return "the model comes from valueFrom (unknown at deploy time); set annotation gpuplace.io/model"
+    if model_name:
+        return (f"model {model_name!r} is not in the catalog and its name gives no size; "
+                "set annotation gpuplace.io/params (e.g. 70B) or add it to the model catalog")
+    if container.engine is None:
+        return "no known serving engine in command/args; set annotations gpuplace.io/model or gpuplace.io/params"
+    return f"no model argument found for {engine.engine}; set annotation gpuplace.io/model"

@@ -1,0 +1,310 @@
+"""What a Kubernetes object asks of GPUs: its pod template(s), GPU containers, GPU count, allowed tiers.
+
+Reads plain dicts (the JSON of the object as the API server or a YAML file has it) for Deployment,
+StatefulSet, Job, CronJob, Pod, LeaderWorkerSet, KServe InferenceService and Knative Service. Nothing
+here judges; `placement.checks` does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from placement.catalog import TIER_LABEL_KEYS, GpuCatalog, GpuSpec
+from placement.engines import Container, EngineConfig, parse_container
+from placement.findings import ObjectRef
+
+GPU_RESOURCE = "nvidia.com/gpu"
+MIG_PREFIX = "nvidia.com/mig-"
+ANNOTATION_PREFIX = "gpuplace.io/"
+TIER_ANNOTATION = "gpuplace.io/tier"
+
+# kind -> path of the pod template inside the object (None: the object is the pod).
+TEMPLATE_PATHS: Mapping[str, tuple[str, ...] | None] = {
+    "Deployment": ("spec", "template"),
+    "StatefulSet": ("spec", "template"),
+    "ReplicaSet": ("spec", "template"),
+    "DaemonSet": ("spec", "template"),
+    "Job": ("spec", "template"),
+    "CronJob": ("spec", "jobTemplate", "spec", "template"),
+    "Pod": None,
+    "LeaderWorkerSet": ("spec", "leaderWorkerTemplate", "workerTemplate"),
+}
+BATCH_KINDS = {"Job", "CronJob"}
+WORKLOAD_KINDS = set(TEMPLATE_PATHS) | {"InferenceService", "Service"}
+
+
+class WorkloadError(ValueError):
+    """The object cannot be read: names the field and what was expected."""
+
+
+@dataclass(frozen=True)
+class TierPin:
+    """How the pod is pinned to GPU tiers: which catalog GPUs it allows, and label values not in the catalog."""
+
+    gpus: tuple[GpuSpec, ...] = ()
+    unknown_values: tuple[str, ...] = ()
+    source: str = ""  # e.g. "nodeSelector nvidia.com/gpu.product"
+
+    @property
+    def pinned(self) -> bool:
+        return bool(self.gpus)
+
+
+@dataclass
+class GpuContainer:
+    name: str
+    container: Container
+    gpus: int  # whole GPUs per pod for this container
+    mig_profile: str | None
+    engine: EngineConfig | None
+    cpu_limit_millis: int | None
+
+
+@dataclass
+class Workload:
+    ref: ObjectRef
+    labels: dict[str, str]  # pod template labels (autoscalers and selectors match these)
+    annotations: dict[str, str]  # object annotations overlaid by pod template annotations
+    containers: list[GpuContainer]
+    tier: TierPin
+    replicas: int | None  # None: managed elsewhere (autoscaler) or not applicable
+    batch: bool
+    group_size: int = 1  # pods per multi-node group (LeaderWorkerSet size)
+    template_path: tuple[str, ...] | None = None  # where /mutate stamps annotations
+    scheduler_name: str | None = None
+    raw_template: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def gpu_containers(self) -> list[GpuContainer]:
+        return [c for c in self.containers if c.gpus > 0 or c.mig_profile]
+
+    def annotation(self, key: str) -> str | None:
+        return self.annotations.get(ANNOTATION_PREFIX + key)
+
+
+def object_ref(obj: Mapping[str, Any]) -> ObjectRef:
+    meta = obj.get("metadata") or {}
+    return ObjectRef(kind=str(obj.get("kind", "")), name=str(meta.get("name", "")),
+                     namespace=meta.get("namespace"))
+
+
+def extract(obj: Mapping[str, Any], catalog: GpuCatalog) -> Workload | None:
+    """The workload of an object, or None when the kind carries no pod template."""
+    kind = obj.get("kind")
+    if kind == "InferenceService":
+        return _inference_service(obj, catalog)
+    if kind == "Service" and str(obj.get("apiVersion", "")).startswith("serving.knative.dev"):
+        return _from_template(obj, ("spec", "template"), catalog, replicas=None)
+    if kind not in TEMPLATE_PATHS:
+        return None
+    path = TEMPLATE_PATHS[kind]
+    replicas = _int_at(obj, ("spec", "replicas"), default=1) if kind in {"Deployment", "StatefulSet"} else None
+    workload = _from_template(obj, path, catalog, replicas=replicas)
+    if kind == "LeaderWorkerSet":
+        workload.group_size = _int_at(obj, ("spec", "leaderWorkerTemplate", "size"), default=1) or 1
+        workload.replicas = _int_at(obj, ("spec", "replicas"), default=1)
+    return workload
+
+
+def _from_template(
+    obj: Mapping[str, Any], path: tuple[str, ...] | None, catalog: GpuCatalog, replicas: int | None
+) -> Workload:
+    template = obj if path is None else _dig(obj, path, "a pod template")
+    spec = _mapping(template.get("spec"), _where(path, "spec"))
+    meta = _mapping(template.get("metadata") or {}, _where(path, "metadata"))
+    obj_meta = _mapping(obj.get("metadata") or {}, "metadata")
+    annotations = {**_str_map(obj_meta.get("annotations")), **_str_map(meta.get("annotations"))}
+    containers = [_gpu_container(c, i, path) for i, c in enumerate(_list(spec.get("containers"), "containers"))]
+    return Workload(
+        ref=object_ref(obj),
+        labels=_str_map(meta.get("labels")),
+        annotations=annotations,
+        containers=containers,
+        tier=tier_pin(spec, annotations, catalog),
+        replicas=replicas,
+        batch=_is_batch(obj, annotations),
+        template_path=path,
+        scheduler_name=spec.get("schedulerName"),
+        raw_template=template,
+    )
+
+
+def _inference_service(obj: Mapping[str, Any], catalog: GpuCatalog) -> Workload:
+    """KServe v1beta1: `spec.predictor.model` (runtime picks the image; the HF runtime runs vLLM) or
+    `spec.predictor.containers`. Annotations on the InferenceService reach the predictor pods."""
+    predictor = _dig(obj, ("spec", "predictor"), "spec.predictor")
+    meta = _mapping(obj.get("metadata") or {}, "metadata")
+    annotations = _str_map(meta.get("annotations"))
+    containers: list[GpuContainer] = []
+    model = predictor.get("model")
+    if isinstance(model, Mapping):
+        containers.append(_kserve_model_container(model))
+    for i, raw in enumerate(_list(predictor.get("containers") or [], "spec.predictor.containers")):
+        containers.append(_gpu_container(raw, i, ("spec", "predictor")))
+    return Workload(
+        ref=object_ref(obj),
+        labels=_str_map(meta.get("labels")),
+        annotations=annotations,
+        containers=containers,
+        tier=tier_pin(predictor, annotations, catalog),
+        replicas=_int_at(predictor, ("minReplicas",), default=1),
+        batch=_is_batch(obj, annotations),
+        template_path=None,
+    )
+
+
+def _kserve_model_container(model: Mapping[str, Any]) -> GpuContainer:
+    fmt = str((model.get("modelFormat") or {}).get("name", "")).lower()
+    args = [str(a) for a in _list(model.get("args") or [], "spec.predictor.model.args")]
+    storage = str(model.get("storageUri") or "")
+    if storage.startswith("hf://") and not any("model_id" in a or "model-id" in a for a in args):
+        args.append(f"--model_id={storage[len('hf://'):]}")
+    elif storage and not any("model_id" in a or "model-id" in a or "model_dir" in a for a in args):
+        args.append(f"--model_id={storage}")
+    image = "kserve/huggingfaceserver" if fmt in {"huggingface", ""} else f"kserve/{fmt}"
+    raw = {"name": "kserve-container", "image": image, "args": args, "env": model.get("env") or [],
+           "resources": model.get("resources") or {}}
+    container = _gpu_container(raw, 0, ("spec", "predictor", "model"))
+    if container.engine is None and fmt == "huggingface":
+        container.engine = parse_container(Container(name=container.name, image="vllm/vllm-openai",
+                                                     args=tuple(args)))
+    return container
+
+
+def _gpu_container(raw: Any, index: int, path: tuple[str, ...] | None) -> GpuContainer:
+    where = _where(path, f"spec.containers[{index}]")
+    c = _mapping(raw, where)
+    name = str(c.get("name") or f"#{index}")
+    resources = _mapping(c.get("resources") or {}, f"{where}.resources")
+    limits = {**_str_map(resources.get("requests")), **_str_map(resources.get("limits"))}
+    gpus = _quantity_int(limits.get(GPU_RESOURCE, "0"), f"{where}.resources.limits[{GPU_RESOURCE}]")
+    mig = next((k[len(MIG_PREFIX):] for k in limits if k.startswith(MIG_PREFIX)), None)
+    container = Container(
+        name=name,
+        image=str(c.get("image") or ""),
+        command=tuple(str(w) for w in _list(c.get("command") or [], f"{where}.command")),
+        args=tuple(str(w) for w in _list(c.get("args") or [], f"{where}.args")),
+        env=_env(c.get("env") or [], f"{where}.env"),
+    )
+    engine = parse_container(container) if (gpus or mig) else None
+    cpu = limits.get("cpu")
+    return GpuContainer(name, container, gpus, mig, engine, _cpu_millis(cpu) if cpu else None)
+
+
+def tier_pin(spec: Mapping[str, Any], annotations: Mapping[str, str], catalog: GpuCatalog) -> TierPin:
+    """Tiers from nodeSelector, required node affinity (`In` terms, OR-ed), or gpuplace.io/tier."""
+    if TIER_ANNOTATION in annotations:
+        values = [v.strip() for v in annotations[TIER_ANNOTATION].split(",") if v.strip()]
+        return _pin([(TIER_ANNOTATION, v) for v in values], catalog, f"annotation {TIER_ANNOTATION}")
+    selector = _str_map(spec.get("nodeSelector"))
+    for key in TIER_LABEL_KEYS:
+        if key in selector:
+            return _pin([(key, selector[key])], catalog, f"nodeSelector {key}")
+    pairs = _affinity_tier_values(spec)
+    if pairs:
+        return _pin(pairs, catalog, f"nodeAffinity {pairs[0][0]}")
+    return TierPin()
+
+
+def _pin(pairs: list[tuple[str, str]], catalog: GpuCatalog, source: str) -> TierPin:
+    gpus: list[GpuSpec] = []
+    unknown: list[str] = []
+    for key, value in pairs:
+        gpu = catalog.from_node_label(key, value)
+        if gpu is None:
+            unknown.append(value)
+        elif gpu not in gpus:
+            gpus.append(gpu)
+    return TierPin(tuple(gpus), tuple(unknown), source)
+
+
+def _affinity_tier_values(spec: Mapping[str, Any]) -> list[tuple[str, str]]:
+    required = (((spec.get("affinity") or {}).get("nodeAffinity") or {})
+                .get("requiredDuringSchedulingIgnoredDuringExecution") or {})
+    pairs: list[tuple[str, str]] = []
+    for term in required.get("nodeSelectorTerms") or []:
+        for expr in (term or {}).get("matchExpressions") or []:
+            if expr.get("key") in TIER_LABEL_KEYS and expr.get("operator") == "In":
+                pairs.extend((expr["key"], str(v)) for v in expr.get("values") or [])
+    return pairs
+
+
+def _is_batch(obj: Mapping[str, Any], annotations: Mapping[str, str]) -> bool:
+    declared = annotations.get(ANNOTATION_PREFIX + "workload")
+    if declared in {"online", "batch"}:
+        return declared == "batch"
+    return obj.get("kind") in BATCH_KINDS
+
+
+# --- small readers that turn shape errors into WorkloadError naming the field ---------------------------
+
+
+def _where(path: tuple[str, ...] | None, leaf: str) -> str:
+    return leaf if path is None else ".".join(path) + "." + leaf
+
+
+def _dig(obj: Mapping[str, Any], path: tuple[str, ...], what: str) -> Mapping[str, Any]:
+    node: Any = obj
+    for i, key in enumerate(path):
+        if not isinstance(node, Mapping) or key not in node:
+            raise WorkloadError(f"missing {'.'.join(path[: i + 1])} ({what} expected)")
+        node = node[key]
+    return _mapping(node, ".".join(path))
+
+
+def _mapping(value: Any, where: str) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise WorkloadError(f"{where} must be a mapping, got {type(value).__name__}")
+    return value
+
+
+def _list(value: Any, where: str) -> list[Any]:
+    if not isinstance(value, list):
+        raise WorkloadError(f"{where} must be a list, got {type(value).__name__}")
+    return value
+
+
+def _str_map(value: Any) -> dict[str, str]:
+    if not isinstance(value, Mapping):
+        return {}
+    return {str(k): str(v) for k, v in value.items() if v is not None}
+
+
+def _env(value: Any, where: str) -> dict[str, str | None]:
+    env: dict[str, str | None] = {}
+    for i, item in enumerate(_list(value, where)):
+        entry = _mapping(item, f"{where}[{i}]")
+        name = entry.get("name")
+        if not name:
+            raise WorkloadError(f"{where}[{i}].name is missing")
+        env[str(name)] = None if "valueFrom" in entry else str(entry.get("value", ""))
+    return env
+
+
+def _int_at(obj: Mapping[str, Any], path: tuple[str, ...], default: int | None) -> int | None:
+    node: Any = obj
+    for key in path:
+        if not isinstance(node, Mapping) or key not in node:
+            return default
+        node = node[key]
+    try:
+        return int(node)
+    except (TypeError, ValueError) as exc:
+        raise WorkloadError(f"{'.'.join(path)} must be an integer, got {node!r}") from exc
+
+
+def _quantity_int(value: str, where: str) -> int:
+    try:
+        return int(str(value).strip())
+    except ValueError as exc:
+        raise WorkloadError(f"{where} must be a whole number of GPUs, got {value!r}") from exc
+
+
+def _cpu_millis(value: str) -> int | None:
+    text = str(value).strip()
+    try:
+        return int(text[:-1]) if text.endswith("m") else int(float(text) * 1000)
+    except ValueError:
+        return None
