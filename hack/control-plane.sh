@@ -154,7 +154,20 @@ install() {
     log "Kubernetes $K8S_VERSION and etcd $ETCD_VERSION are installed in $BIN_DIR"
     return 0
   fi
-  command -v go >/dev/null 2>&1 || die "go is not installed (needed to build the control plane)"
+  command -v go >/dev/null 2>&1 || die "go is not installed (Go >= 1.26 is needed to build the control plane)"
+  mkdir -p "$PREFIX"
+  # Concurrent installs (two `make test` at once) wait for each other instead of racing.
+  if command -v flock >/dev/null 2>&1; then
+    exec 9>"$PREFIX/.lock"
+    if ! flock -n 9; then
+      log "another install is building into $PREFIX; waiting for it"
+      flock 9
+    fi
+    if installed; then
+      log "Kubernetes $K8S_VERSION and etcd $ETCD_VERSION are installed in $BIN_DIR"
+      return 0
+    fi
+  fi
   JOBS="${GPUPLACE_BUILD_JOBS:-$(nproc 2>/dev/null || echo 2)}"
   export GOFLAGS="${GOFLAGS:-} -buildvcs=false"
   local total_start=$SECONDS

@@ -393,6 +393,14 @@ class KubeAPIServer:
         )
         self.scheduler_client = ca.issue("kube-scheduler", common_name="system:kube-scheduler", client=True)
         self.sa_keys = write_service_account_keys(pki)
+        # Front-proxy (request-header) authentication, as kubeadm/kind set it up: components that
+        # delegate authentication (kube-scheduler, aggregated API servers) expect its CA.
+        self.front_proxy_ca = CertificateAuthority(
+            pki / "front-proxy", common_name="gpuplace-e2e-front-proxy-ca"
+        )
+        self.front_proxy_client = self.front_proxy_ca.issue(
+            "front-proxy-client", common_name="front-proxy-client", client=True
+        )
 
     def start(self, timeout: float = 180.0, attempts: int = 3) -> str:
         for attempt in range(1, attempts + 1):
@@ -415,6 +423,13 @@ class KubeAPIServer:
                     f"--service-account-signing-key-file={self.sa_keys.key_path}",
                     "--service-cluster-ip-range=10.0.0.0/24",
                     "--authorization-mode=RBAC",
+                    f"--requestheader-client-ca-file={self.front_proxy_ca.cert_path}",
+                    "--requestheader-allowed-names=front-proxy-client",
+                    "--requestheader-username-headers=X-Remote-User",
+                    "--requestheader-group-headers=X-Remote-Group",
+                    "--requestheader-extra-headers-prefix=X-Remote-Extra-",
+                    f"--proxy-client-cert-file={self.front_proxy_client.cert_path}",
+                    f"--proxy-client-key-file={self.front_proxy_client.key_path}",
                     "--allow-privileged=true",
                     # 127.0.0.1 is no valid endpoint for the `kubernetes` Service: don't try to write it.
                     "--endpoint-reconciler-type=none",
@@ -764,8 +779,8 @@ class ControlPlane:
         self.create(ns)
         with self._lock:
             self._namespaces.append(name)
-        if not self.external:
-            self.ensure_default_service_account(name)
+        # Locally no ServiceAccount controller runs; on a real cluster it races with the first pod.
+        self.ensure_default_service_account(name)
         return name
 
     # ---- fake GPU nodes
