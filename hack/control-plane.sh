@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Build (once) and cache the binaries of a real Kubernetes control plane for the e2e tests:
-# etcd, kube-apiserver, kube-scheduler and kubectl, compiled from their Go modules with the
-# local Go toolchain (no Docker, no prebuilt downloads), the way controller-runtime's envtest
-# runs a control plane as plain local processes.
+# etcd, kube-apiserver, kube-scheduler, kube-controller-manager (opt-in in the tests) and kubectl,
+# compiled from their Go modules with the local Go toolchain (no Docker, no prebuilt downloads);
+# the tests run them as plain local processes, the way controller-runtime's envtest does.
 #
 #   bash hack/control-plane.sh [install]   build what is missing, reuse what is cached
 #   bash hack/control-plane.sh path        print the bin dir (whether or not it is installed)
@@ -30,7 +30,7 @@ PREFIX="$CACHE_ROOT/k8s-$K8S_VERSION"
 BIN_DIR="$PREFIX/bin"
 BUILD_DIR="$PREFIX/build"
 STAMP="$BIN_DIR/.versions"
-BINARIES=(etcd kube-apiserver kube-scheduler kubectl)
+BINARIES=(etcd kube-apiserver kube-scheduler kube-controller-manager kubectl)
 
 log() { printf '[control-plane] %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -99,6 +99,7 @@ write_k8s_module() {
     echo "tool ("
     echo "	k8s.io/kubernetes/cmd/kube-apiserver"
     echo "	k8s.io/kubernetes/cmd/kube-scheduler"
+    echo "	k8s.io/kubernetes/cmd/kube-controller-manager"
     echo "	k8s.io/kubernetes/cmd/kubectl"
     echo ")"
     echo
@@ -190,14 +191,14 @@ install() {
   fi
 
   local need_k8s=0
-  for b in kube-apiserver kube-scheduler kubectl; do
+  for b in kube-apiserver kube-scheduler kube-controller-manager kubectl; do
     have_bin "$b" || need_k8s=1
   done
   if [[ $need_k8s -eq 1 ]]; then
     timed "resolve Kubernetes $K8S_VERSION modules" write_k8s_module
     local ldflags
     ldflags="$(k8s_ldflags)"
-    for b in kube-apiserver kube-scheduler kubectl; do
+    for b in kube-apiserver kube-scheduler kube-controller-manager kubectl; do
       have_bin "$b" && continue
       timed "build $b" go_build "$BUILD_DIR/kubernetes" "$BIN_DIR/$b" "k8s.io/kubernetes/cmd/$b" "$ldflags"
       stamp_text >"$BIN_DIR/.built-$b"
@@ -212,12 +213,17 @@ install() {
   "$BIN_DIR/kubectl" version --client >&2 || true
 }
 
-cmd="${1:-install}"
-case "$cmd" in
-  install) install ;;
-  path) echo "$BIN_DIR" ;;
-  check) installed ;;
-  versions) stamp_text ;;
-  -h | --help | help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//' ;;
-  *) die "unknown subcommand: $cmd (use install, path, check or versions)" ;;
-esac
+main() {
+  local cmd="${1:-install}"
+  case "$cmd" in
+    install) install ;;
+    path) echo "$BIN_DIR" ;;
+    check) installed ;;
+    versions) stamp_text ;;
+    -h | --help | help) sed -n '2,/^$/p' "$0" | sed 's/^# \{0,1\}//' ;;
+    *) die "unknown subcommand: $cmd (use install, path, check or versions)" ;;
+  esac
+}
+
+# One line, so that bash has read all of it before running (safe against edits during a long build).
+main "$@"; exit $?

@@ -28,6 +28,7 @@ from tests.harness import (  # noqa: E402 - needs the repo root on sys.path
     EXTERNAL_KUBECONFIG_ENV,
     INSTALL_HINT,
     ControlPlane,
+    KubeControllerManager,
     KubeScheduler,
     SchedulerFactory,
     find_bin_dir,
@@ -104,6 +105,22 @@ def scheduler(control_plane: ControlPlane) -> Iterator[SchedulerFactory]:
     yield start
     for sched in reversed(started):
         sched.stop()
+
+
+@pytest.fixture
+def controller_manager(control_plane: ControlPlane) -> Iterator[KubeControllerManager | None]:
+    """Opt-in kube-controller-manager (all default controllers) for the test; ``None`` on an external
+    cluster, which runs its own. With it, Deployments/Jobs create pods and namespaces get deleted."""
+    if control_plane.external:
+        yield None
+        return
+    if control_plane.bin_dir is None or missing_binaries(control_plane.bin_dir, ["kube-controller-manager"]):
+        _unavailable(f"kube-controller-manager binary missing: {INSTALL_HINT}")
+    kcm = control_plane.start_controller_manager()
+    try:
+        yield kcm
+    finally:
+        kcm.stop()
 
 
 @pytest.fixture

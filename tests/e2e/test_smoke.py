@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests.harness import ControlPlane, SchedulerFactory, pinned_versions
+from tests.harness import ControlPlane, KubeControllerManager, SchedulerFactory, pinned_versions, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -107,3 +107,51 @@ def test_pod_asking_too_many_gpus_stays_unscheduled(
     failed = [e for e in control_plane.events_for("train-16gpu", ns) if e["reason"] == "FailedScheduling"]
     assert failed, "expected a FailedScheduling event"
     assert "Insufficient nvidia.com/gpu" in failed[-1]["message"]
+
+
+def test_deployment_pods_fill_both_nodes_with_controller_manager(
+    control_plane: ControlPlane,
+    scheduler: SchedulerFactory,
+    controller_manager: KubeControllerManager | None,
+    make_gpu_pod: Callable[..., dict[str, Any]],
+) -> None:
+    """Opt-in kube-controller-manager: a Deployment's pods get created, and the real scheduler's
+    accounting of nvidia.com/gpu puts exactly two 4-GPU pods on each 8-GPU node."""
+    nodes = ["gpu-node-a", "gpu-node-b"]
+    for name in nodes:
+        control_plane.add_gpu_node(name, gpus=8)
+    scheduler(SCHEDULER_CONFIG)
+    ns = control_plane.create_namespace("smoke")
+    template = make_gpu_pod("unused", 4, namespace=ns, scheduler_name=SCHEDULER_NAME, labels={"app": "train"})
+    deployment = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "train", "namespace": ns},
+        "spec": {
+            "replicas": 4,
+            "selector": {"matchLabels": {"app": "train"}},
+            "template": {"metadata": {"labels": {"app": "train"}}, "spec": template["spec"]},
+        },
+    }
+    control_plane.create(deployment)
+
+    def bound() -> dict[str, str] | None:
+        pods = control_plane.kubectl_json("-n", ns, "get", "pods", "-l", "app=train")["items"]
+        placed = {p["metadata"]["name"]: p["spec"].get("nodeName") for p in pods}
+        return placed if len(placed) == 4 and all(placed.values()) else None
+
+    placed = wait_until(bound, timeout=120, what="4 deployment pods bound")
+    assert sorted(placed.values()) == ["gpu-node-a", "gpu-node-a", "gpu-node-b", "gpu-node-b"]
+    # The fifth replica has no room left.
+    control_plane.kubectl("-n", ns, "scale", "deployment/train", "--replicas=5")
+
+    def pending_one() -> str | None:
+        pods = control_plane.kubectl_json("-n", ns, "get", "pods", "-l", "app=train")["items"]
+        unbound = [p for p in pods if not p["spec"].get("nodeName")]
+        if len(pods) != 5 or len(unbound) != 1:
+            return None
+        conditions = unbound[0].get("status", {}).get("conditions") or []
+        return next((c.get("message") for c in conditions if c.get("status") == "False"), None)
+
+    message = wait_until(pending_one, timeout=120, what="the fifth replica to be unschedulable")
+    assert "Insufficient nvidia.com/gpu" in message

@@ -7,6 +7,7 @@ scheduler as ``system:kube-scheduler``) and the service-account signing key pair
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import ipaddress
 from collections.abc import Iterable, Sequence
@@ -93,6 +94,11 @@ class CertificateAuthority:
         self.cert_pem = self._cert.public_bytes(serialization.Encoding.PEM)
         self.cert_path = _write(directory / "ca.crt", self.cert_pem)
         self.key_path = _write(directory / "ca.key", _key_pem(self._key), private=True)
+
+    @property
+    def bundle_b64(self) -> str:
+        """The CA certificate, base64-encoded: the ``caBundle`` of a webhook configuration."""
+        return base64.b64encode(self.cert_pem).decode()
 
     def issue(
         self,

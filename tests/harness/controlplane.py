@@ -48,7 +48,7 @@ import urllib.request
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import IO, Any, Protocol, TypeVar
+from typing import IO, Any, Protocol, Self, TypeVar
 
 import yaml
 
@@ -496,64 +496,66 @@ def render_scheduler_config(config: str | Mapping[str, Any] | None, kubeconfig: 
     return rendered
 
 
-class KubeScheduler:
-    """A kube-scheduler process with a KubeSchedulerConfiguration (see :func:`render_scheduler_config`)."""
+class SecureComponent:
+    """A control-plane component serving /healthz on 127.0.0.1 (kube-scheduler, kube-controller-manager)."""
 
-    def __init__(
-        self, bin_dir: Path, work_dir: Path, kubeconfig: Path, config: str | Mapping[str, Any] | None = None
-    ) -> None:
+    binary = ""
+
+    def __init__(self, bin_dir: Path, work_dir: Path, kubeconfig: Path) -> None:
         self.bin_dir = bin_dir
         self.work_dir = work_dir
         self.kubeconfig = kubeconfig
-        self.config = render_scheduler_config(config, kubeconfig)
-        self.config_path = work_dir / "scheduler-config.yaml"
         self.process: ManagedProcess | None = None
         self.port = 0
 
     @property
-    def scheduler_names(self) -> list[str]:
-        profiles = self.config.get("profiles") or [{}]
-        return [str(p.get("schedulerName", "default-scheduler")) for p in profiles]
+    def log_path(self) -> Path:
+        return self.work_dir / f"{self.binary}.log"
 
     @property
     def healthz_url(self) -> str:
         return f"https://127.0.0.1:{self.port}/healthz"
 
-    def start(self, timeout: float = 120.0, attempts: int = 3) -> KubeScheduler:
+    def _args(self) -> list[str]:
+        raise NotImplementedError
+
+    def _prepare(self) -> None:
+        """Write config files before the first start attempt."""
+
+    def start(self, timeout: float = 120.0, attempts: int = 3) -> Self:
         self.work_dir.mkdir(parents=True, exist_ok=True)
-        self.config_path.write_text(yaml.safe_dump(self.config, sort_keys=False))
-        # The scheduler serves /healthz with a self-signed certificate it generates.
+        self._prepare()
+        # The component serves /healthz with a self-signed certificate it generates itself.
         insecure = ssl.create_default_context()
         insecure.check_hostname = False
         insecure.verify_mode = ssl.CERT_NONE
         for attempt in range(1, attempts + 1):
             self.port = free_port()
             self.process = ManagedProcess(
-                "kube-scheduler",
+                self.binary,
                 [
-                    str(self.bin_dir / "kube-scheduler"),
-                    f"--config={self.config_path}",
+                    str(self.bin_dir / self.binary),
                     "--bind-address=127.0.0.1",
                     f"--secure-port={self.port}",
                     f"--cert-dir={self.work_dir / 'certs'}",
                     f"--authentication-kubeconfig={self.kubeconfig}",
                     f"--authorization-kubeconfig={self.kubeconfig}",
-                    "--v=2",
+                    *self._args(),
                 ],
-                self.work_dir / "kube-scheduler.log",
+                self.log_path,
             ).start()
             try:
                 wait_until(
                     lambda: _http_get(self.healthz_url, insecure)[0] == 200,
                     timeout=timeout,
                     interval=0.25,
-                    what="kube-scheduler /healthz",
+                    what=f"{self.binary} /healthz",
                     process=self.process,
                 )
                 return self
             except ControlPlaneError:
                 self.process.stop()
-                if attempt == attempts:
+                if attempt == attempts:  # e.g. the port was taken between free_port() and bind
                     raise
         raise AssertionError("unreachable")
 
@@ -561,9 +563,9 @@ class KubeScheduler:
         return self.process is not None and self.process.running()
 
     def logs(self) -> str:
-        """The scheduler's log so far (``-v=2``: includes "Successfully bound pod to node" lines)."""
+        """The component's log so far."""
         try:
-            return self.config_path.parent.joinpath("kube-scheduler.log").read_text(errors="replace")
+            return self.log_path.read_text(errors="replace")
         except OSError:
             return ""
 
@@ -571,11 +573,74 @@ class KubeScheduler:
         if self.process is not None:
             self.process.stop()
 
-    def __enter__(self) -> KubeScheduler:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+class KubeScheduler(SecureComponent):
+    """A kube-scheduler process with a KubeSchedulerConfiguration (see :func:`render_scheduler_config`).
+
+    Its log (``logs()``, ``-v=2``) has a "Successfully bound pod to node" line per binding."""
+
+    binary = "kube-scheduler"
+
+    def __init__(
+        self, bin_dir: Path, work_dir: Path, kubeconfig: Path, config: str | Mapping[str, Any] | None = None
+    ) -> None:
+        super().__init__(bin_dir, work_dir, kubeconfig)
+        self.config = render_scheduler_config(config, kubeconfig)
+        self.config_path = work_dir / "scheduler-config.yaml"
+
+    @property
+    def scheduler_names(self) -> list[str]:
+        profiles = self.config.get("profiles") or [{}]
+        return [str(p.get("schedulerName", "default-scheduler")) for p in profiles]
+
+    def _prepare(self) -> None:
+        self.config_path.write_text(yaml.safe_dump(self.config, sort_keys=False))
+
+    def _args(self) -> list[str]:
+        return [f"--config={self.config_path}", "--v=2"]
+
+
+class KubeControllerManager(SecureComponent):
+    """kube-controller-manager (opt-in): Deployments/ReplicaSets/Jobs create pods, namespaces get
+    deleted, ServiceAccounts appear, the node lifecycle controller watches node heartbeats."""
+
+    binary = "kube-controller-manager"
+
+    def __init__(
+        self,
+        bin_dir: Path,
+        work_dir: Path,
+        kubeconfig: Path,
+        *,
+        root_ca: Path,
+        service_account_key: Path,
+        controllers: Sequence[str] = ("*",),
+        extra_args: Sequence[str] = (),
+    ) -> None:
+        super().__init__(bin_dir, work_dir, kubeconfig)
+        self.root_ca = root_ca
+        self.service_account_key = service_account_key
+        self.controllers = list(controllers)
+        self.extra_args = list(extra_args)
+
+    def _args(self) -> list[str]:
+        return [
+            f"--kubeconfig={self.kubeconfig}",
+            "--leader-elect=false",
+            f"--controllers={','.join(self.controllers)}",
+            # All controllers share the (admin) client instead of per-controller ServiceAccount tokens.
+            "--use-service-account-credentials=false",
+            f"--service-account-private-key-file={self.service_account_key}",
+            f"--root-ca-file={self.root_ca}",
+            "--v=1",
+            *self.extra_args,
+        ]
 
 
 # --------------------------------------------------------------------------- the control plane
@@ -611,7 +676,7 @@ class ControlPlane:
         self.scheduler_kubeconfig = scheduler_kubeconfig or kubeconfig
         self._etcd: Etcd | None = None
         self._apiserver: KubeAPIServer | None = None
-        self._schedulers: list[KubeScheduler] = []
+        self._components: list[SecureComponent] = []
         self._nodes: list[str] = []
         self._namespaces: list[str] = []
         self._heartbeat_stop = threading.Event()
@@ -694,10 +759,10 @@ class ControlPlane:
         )
 
     def stop(self) -> None:
-        """Stop schedulers, heartbeats, kube-apiserver and etcd (idempotent)."""
-        for sched in list(self._schedulers):
-            sched.stop()
-        self._schedulers.clear()
+        """Stop schedulers, controller managers, heartbeats, kube-apiserver and etcd (idempotent)."""
+        for component in reversed(self._components):
+            component.stop()
+        self._components.clear()
         self._stop_heartbeats()
         if self.external:
             with contextlib.suppress(Exception):
@@ -866,18 +931,23 @@ class ControlPlane:
             }
         }
         self.kubectl("patch", "node", name, "--subresource=status", "--type=merge", "-p", json.dumps(status))
-        if self.external:
+        if self._needs_heartbeats():
             self._start_heartbeats()
         result: dict[str, Any] = self.kubectl_json("get", "node", name)
         return result
 
     def delete_node(self, name: str) -> None:
         self.kubectl("delete", "node", name, "--ignore-not-found", "--wait=false")
-        if self.external:
+        if self._heartbeat is not None or self.external:
             self.kubectl("-n", "kube-node-lease", "delete", "lease", name, "--ignore-not-found", check=False)
         with self._lock:
             if name in self._nodes:
                 self._nodes.remove(name)
+
+    def _needs_heartbeats(self) -> bool:
+        return self.external or any(
+            isinstance(c, KubeControllerManager) and c.running() for c in self._components
+        )
 
     def _start_heartbeats(self) -> None:
         """On a real cluster the node lifecycle controller marks nodes without heartbeats NotReady
@@ -989,8 +1059,39 @@ class ControlPlane:
         work = self.work_dir / "schedulers" / f"{name}-{uuid.uuid4().hex[:6]}"
         sched = KubeScheduler(self.bin_dir, work, kubeconfig or self.scheduler_kubeconfig, config)
         sched.start(timeout=timeout)
-        self._schedulers.append(sched)
+        self._components.append(sched)
         return sched
+
+    def start_controller_manager(
+        self,
+        controllers: Sequence[str] = ("*",),
+        *,
+        extra_args: Sequence[str] = (),
+        timeout: float = 120.0,
+    ) -> KubeControllerManager:
+        """Start kube-controller-manager on the local control plane (``--controllers`` = ``controllers``).
+
+        While it runs, fake nodes get Lease heartbeats so its node lifecycle controller keeps them Ready.
+        An external cluster has its own: this raises :class:`ControlPlaneError` there.
+        """
+        if self.external or self._apiserver is None:
+            raise ControlPlaneError("an external cluster runs its own kube-controller-manager")
+        if self.bin_dir is None or missing_binaries(self.bin_dir, ["kube-controller-manager"]):
+            raise BinariesMissingError(f"kube-controller-manager not installed; {INSTALL_HINT}")
+        kcm = KubeControllerManager(
+            self.bin_dir,
+            self.work_dir / "controller-managers" / uuid.uuid4().hex[:6],
+            self.kubeconfig,
+            root_ca=self.ca_cert_path,
+            service_account_key=self._apiserver.sa_keys.key_path,
+            controllers=controllers,
+            extra_args=extra_args,
+        )
+        kcm.start(timeout=timeout)
+        self._components.append(kcm)
+        if self._nodes:
+            self._start_heartbeats()
+        return kcm
 
     # ---- cleanup between tests
 
