@@ -434,10 +434,6 @@ class _WindowModel(_Strict):
     sliding_layers: int = Field(ge=1)
 
 
-_FIELDS = ("params", "layers", "hidden", "heads", "kv_heads", "head_dim", "intermediate", "vocab", "context",
-           "tie_embeddings", "dtype", "moe", "mla", "sliding_window", "vision_params", "source")
-
-
 class _VariantModel(_Strict):
     """Another checkpoint of the same architecture (an FP8 build, a base model with a different context)."""
 
@@ -665,8 +661,8 @@ class ModelCatalog:
             dtype = {"awq": "int4", "gptq": "int4", "nvfp4": "int4"}.get(hints.quant, hints.quant)
         return ModelArch(
             id=name, params=total, layers=ref.layers, hidden=ref.hidden, heads=ref.heads,
-            kv_heads=ref.kv_heads, head_dim=ref.head_dim, intermediate=ref.intermediate, vocab=ref.vocab, context=ref.context,
-            tie_embeddings=ref.tie_embeddings, dtype=dtype, moe=moe,
+            kv_heads=ref.kv_heads, head_dim=ref.head_dim, intermediate=ref.intermediate, vocab=ref.vocab,
+            context=ref.context, tie_embeddings=ref.tie_embeddings, dtype=dtype, moe=moe,
             source=f"estimated from the name ({hints.params_b:g}B parameters) with the shape of {ref.id}",
             estimated=True,
         )
