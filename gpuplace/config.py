@@ -42,10 +42,13 @@ class ChecksConfig(Strict):
     min_cpu_cores: float = Field(2.0, ge=0)
     min_mem_fraction: float = Field(0.5, gt=0, le=1)
     hours_per_month: float = Field(730.0, gt=0)
+    never_recommend: tuple[str, ...] = ("RTX-3090", "RTX-4090", "P100-PCIe-16GB", "V100-PCIe-16GB")
 
 
 class CatalogConfig(Strict):
-    gpus: list[dict[str, Any]] = Field(default_factory=list, description="GPU entries; same schema as the bundled catalog")
+    gpus: list[dict[str, Any]] = Field(
+        default_factory=list, description="GPU entries; same schema as the bundled catalog"
+    )
     prices: dict[str, float] = Field(default_factory=dict, description="GPU id -> $/GPU-hour")
     models: list[dict[str, Any]] = Field(default_factory=list, description="model entries; same schema")
 
@@ -70,7 +73,9 @@ class ExtenderConfig(Strict):
 
 class Config(Strict):
     checks: ChecksConfig = ChecksConfig()
-    severity: dict[str, Severity] = Field(default_factory=dict, description="finding code -> error|warning|info")
+    severity: dict[str, Severity] = Field(
+        default_factory=dict, description="finding code -> error|warning|info"
+    )
     catalog: CatalogConfig = CatalogConfig()
     webhook: WebhookConfig = WebhookConfig()
     extender: ExtenderConfig = ExtenderConfig()
@@ -119,7 +124,7 @@ def load_config(path: str | None = None, environ: dict[str, str] | None = None) 
         data = loaded
     for key, value in env.items():
         if key.startswith(ENV_PREFIX) and "__" in key:
-            section, _, field_name = key[len(ENV_PREFIX):].lower().partition("__")
+            section, _, field_name = key[len(ENV_PREFIX) :].lower().partition("__")
             data.setdefault(section, {})[field_name] = value
     try:
         config = Config.model_validate(data)

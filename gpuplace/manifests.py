@@ -70,8 +70,10 @@ def parse_stream(text: str, source: str) -> list[Document]:
         if raw is None:
             continue  # empty document between separators
         if not isinstance(raw, dict):
-            raise ManifestError(f"{source} (document {index}): expected a Kubernetes object (a mapping), "
-                                f"got {type(raw).__name__}")
+            raise ManifestError(
+                f"{source} (document {index}): expected a Kubernetes object (a mapping), "
+                f"got {type(raw).__name__}"
+            )
         for obj in _flatten(raw, source, index):
             docs.append(Document(source, index, obj))
     return docs

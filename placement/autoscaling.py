@@ -55,8 +55,16 @@ def _hpa(obj: Mapping[str, Any]) -> Autoscaler:
     spec = _spec(obj)
     target = _target(spec, "spec.scaleTargetRef", default_kind=None)
     window, source = _behavior_window(spec.get("behavior"), "spec.behavior")
-    return Autoscaler(object_ref(obj), "hpa", target[0], target[1],
-                      _int(spec.get("minReplicas", 1), "spec.minReplicas"), "minReplicas", window, source)
+    return Autoscaler(
+        object_ref(obj),
+        "hpa",
+        target[0],
+        target[1],
+        _int(spec.get("minReplicas", 1), "spec.minReplicas"),
+        "minReplicas",
+        window,
+        source,
+    )
 
 
 def _keda(obj: Mapping[str, Any]) -> Autoscaler:
@@ -65,9 +73,11 @@ def _keda(obj: Mapping[str, Any]) -> Autoscaler:
     if "minReplicaCount" in spec:
         min_replicas, min_source = _int(spec["minReplicaCount"], "spec.minReplicaCount"), "minReplicaCount"
     else:
-        min_replicas, min_source = KEDA_DEFAULT_MIN_REPLICAS, "minReplicaCount (KEDA default 0)"
-    advanced = ((spec.get("advanced") or {}).get("horizontalPodAutoscalerConfig") or {})
-    window, source = _behavior_window(advanced.get("behavior"), "spec.advanced.horizontalPodAutoscalerConfig.behavior")
+        min_replicas, min_source = KEDA_DEFAULT_MIN_REPLICAS, "KEDA default minReplicaCount 0"
+    advanced = (spec.get("advanced") or {}).get("horizontalPodAutoscalerConfig") or {}
+    window, source = _behavior_window(
+        advanced.get("behavior"), "spec.advanced.horizontalPodAutoscalerConfig.behavior"
+    )
     if min_replicas == 0:
         cooldown = _int(spec.get("cooldownPeriod", KEDA_DEFAULT_COOLDOWN_S), "spec.cooldownPeriod")
         label = "cooldownPeriod" if "cooldownPeriod" in spec else "cooldownPeriod (KEDA default 300s)"
@@ -77,39 +87,64 @@ def _keda(obj: Mapping[str, Any]) -> Autoscaler:
 
 
 def _knative(obj: Mapping[str, Any]) -> Autoscaler:
-    template = (_spec(obj).get("template") or {})
-    annotations = {**((obj.get("metadata") or {}).get("annotations") or {}),
-                   **((template.get("metadata") or {}).get("annotations") or {})}
-    return _knative_like(obj, annotations, "knative", "Service", default_min=0,
-                         default_source="min-scale (Knative default 0)")
+    template = _spec(obj).get("template") or {}
+    annotations = {
+        **((obj.get("metadata") or {}).get("annotations") or {}),
+        **((template.get("metadata") or {}).get("annotations") or {}),
+    }
+    return _knative_like(
+        obj, annotations, "knative", "Service", default_min=0, default_source="Knative default min-scale 0"
+    )
 
 
 def _kserve(obj: Mapping[str, Any]) -> Autoscaler:
     predictor = _spec(obj).get("predictor") or {}
     annotations = dict((obj.get("metadata") or {}).get("annotations") or {})
     min_replicas = _int(predictor.get("minReplicas", 1), "spec.predictor.minReplicas")
-    source = "spec.predictor.minReplicas" if "minReplicas" in predictor else "minReplicas (KServe default 1)"
+    source = "spec.predictor.minReplicas" if "minReplicas" in predictor else "KServe default minReplicas 1"
     if annotations.get("serving.kserve.io/deploymentMode") == "RawDeployment":
-        return Autoscaler(object_ref(obj), "kserve", "InferenceService", object_ref(obj).name, min_replicas,
-                          source, HPA_DEFAULT_SCALE_DOWN_WINDOW_S, "HPA default scale-down window (300s)")
-    annotations.setdefault(KNATIVE_PREFIX + "min-scale", str(min_replicas))
-    return _knative_like(obj, annotations, "kserve", "InferenceService", default_min=min_replicas,
-                         default_source=source)
+        return Autoscaler(
+            object_ref(obj),
+            "kserve",
+            "InferenceService",
+            object_ref(obj).name,
+            min_replicas,
+            source,
+            HPA_DEFAULT_SCALE_DOWN_WINDOW_S,
+            "HPA default scale-down window (300s)",
+        )
+    return _knative_like(
+        obj, annotations, "kserve", "InferenceService", default_min=min_replicas, default_source=source
+    )
 
 
-def _knative_like(obj: Mapping[str, Any], annotations: Mapping[str, Any], system: str, target_kind: str,
-                  default_min: int, default_source: str) -> Autoscaler:
+def _knative_like(
+    obj: Mapping[str, Any],
+    annotations: Mapping[str, Any],
+    system: str,
+    target_kind: str,
+    default_min: int,
+    default_source: str,
+) -> Autoscaler:
     raw_min = annotations.get(KNATIVE_PREFIX + "min-scale", annotations.get(KNATIVE_PREFIX + "minScale"))
     min_replicas = default_min if raw_min is None else _int(raw_min, KNATIVE_PREFIX + "min-scale")
     min_source = default_source if raw_min is None else KNATIVE_PREFIX + "min-scale"
-    window = duration_s(str(annotations.get(KNATIVE_PREFIX + "window", f"{KNATIVE_DEFAULT_WINDOW_S}s")),
-                        KNATIVE_PREFIX + "window")
-    delay = duration_s(str(annotations.get(KNATIVE_PREFIX + "scale-down-delay", "0s")),
-                       KNATIVE_PREFIX + "scale-down-delay")
-    source = "scale-down-delay" if delay > window else (
-        "window" if KNATIVE_PREFIX + "window" in annotations else "window (Knative default 60s)")
+    window = duration_s(
+        str(annotations.get(KNATIVE_PREFIX + "window", f"{KNATIVE_DEFAULT_WINDOW_S}s")),
+        KNATIVE_PREFIX + "window",
+    )
+    delay = duration_s(
+        str(annotations.get(KNATIVE_PREFIX + "scale-down-delay", "0s")), KNATIVE_PREFIX + "scale-down-delay"
+    )
+    source = (
+        "scale-down-delay"
+        if delay > window
+        else ("window" if KNATIVE_PREFIX + "window" in annotations else "window (Knative default 60s)")
+    )
     ref = object_ref(obj)
-    return Autoscaler(ref, system, target_kind, ref.name, min_replicas, min_source, max(window, delay), source)
+    return Autoscaler(
+        ref, system, target_kind, ref.name, min_replicas, min_source, max(window, delay), source
+    )
 
 
 def _behavior_window(behavior: Any, where: str) -> tuple[float | None, str]:
@@ -117,7 +152,9 @@ def _behavior_window(behavior: Any, where: str) -> tuple[float | None, str]:
     if scale_down.get("selectPolicy") == "Disabled":
         return None, f"{where}.scaleDown.selectPolicy Disabled"
     if "stabilizationWindowSeconds" in scale_down:
-        value = _int(scale_down["stabilizationWindowSeconds"], f"{where}.scaleDown.stabilizationWindowSeconds")
+        value = _int(
+            scale_down["stabilizationWindowSeconds"], f"{where}.scaleDown.stabilizationWindowSeconds"
+        )
         return value, "scaleDown.stabilizationWindowSeconds"
     return HPA_DEFAULT_SCALE_DOWN_WINDOW_S, "scale-down stabilization (HPA default 300s)"
 

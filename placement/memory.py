@@ -26,8 +26,13 @@ GIB = 2**30
 # Bytes per parameter of quantized linear layers, scales included: AWQ/GPTQ int4 with group size 128
 # carry an fp16 scale and a 4-bit zero point per group; mxfp4 carries one 8-bit scale per 32 values.
 WEIGHT_BYTES = {
-    "fp32": 4.0, "bf16": 2.0, "fp16": 2.0, "fp8": 1.0, "int8": 1.0,
-    "int4": 0.5 + (2 + 0.5) / 128, "mxfp4": 0.5 + 1 / 32,
+    "fp32": 4.0,
+    "bf16": 2.0,
+    "fp16": 2.0,
+    "fp8": 1.0,
+    "int8": 1.0,
+    "int4": 0.5 + (2 + 0.5) / 128,
+    "mxfp4": 0.5 + 1 / 32,
 }
 KV_BYTES = {"fp32": 4, "bf16": 2, "fp16": 2, "fp8": 1, "int8": 1}
 
@@ -221,7 +226,9 @@ def activation_bytes_per_rank(arch: ModelArch, setup: ServingSetup) -> float:
     forward = tokens * width * ACTIVATION_BYTES
     if setup.engine == "sglang":
         return forward  # outside the static budget; not part of the KV rule
-    sampler = setup.max_num_seqs * arch.vocab * 4 * SAMPLER_LOGIT_COPIES / (tp if setup.engine == "tgi" else 1)
+    sampler = (
+        setup.max_num_seqs * arch.vocab * 4 * SAMPLER_LOGIT_COPIES / (tp if setup.engine == "tgi" else 1)
+    )
     return forward + sampler
 
 

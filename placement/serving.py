@@ -57,8 +57,13 @@ class Serving:
     def setup(self, gpu: GpuSpec, tp: int | None = None, usable_gib: float | None = None) -> ServingSetup:
         assert self.precision is not None
         cfg = self.engine if tp is None else replace(self.engine, tp=tp)
-        return setup_for(cfg, self.precision, usable_gib or gpu.usable_gib, self.max_model_len(),
-                         self.explicit_max_num_seqs)
+        return setup_for(
+            cfg,
+            self.precision,
+            usable_gib or gpu.usable_gib,
+            self.max_model_len(),
+            self.explicit_max_num_seqs,
+        )
 
     def estimate(self, gpu: GpuSpec, tp: int | None = None) -> MemoryEstimate:
         assert self.arch is not None
@@ -86,7 +91,7 @@ def resolve(workload: Workload, container: GpuContainer, models: ModelCatalog) -
         serving.unresolved_reason = _why_unresolved(container, engine, model_name)
         return serving
     dtype = workload.annotation("dtype")
-    override = _DTYPE_ANNOTATION.get(dtype.lower(), None) if dtype else None
+    override = _DTYPE_ANNOTATION.get(dtype.lower()) if dtype else None
     serving.precision = precision(engine, resolved.arch.dtype, resolved.quant, override)
     if dtype and dtype.lower() in {"bf16", "fp16"}:
         serving.precision = Precision(weights=dtype.lower(), kv=dtype.lower())
@@ -107,8 +112,12 @@ def _why_unresolved(container: GpuContainer, engine: EngineConfig, model_name: s
     if "model" in engine.unknown:
         return "the model comes from valueFrom (unknown at deploy time); set annotation gpuplace.io/model"
     if model_name:
-        return (f"model {model_name!r} is not in the catalog and its name gives no size; "
-                "set annotation gpuplace.io/params (e.g. 70B) or add it to the model catalog")
+        return (
+            f"model {model_name!r} is not in the catalog and its name gives no size; "
+            "set annotation gpuplace.io/params (e.g. 70B) or add it to the model catalog"
+        )
     if container.engine is None:
-        return "no known serving engine in command/args; set annotations gpuplace.io/model or gpuplace.io/params"
+        return (
+            "no known serving engine in command/args; set annotations gpuplace.io/model or gpuplace.io/params"
+        )
     return f"no model argument found for {engine.engine}; set annotation gpuplace.io/model"

@@ -41,7 +41,7 @@ class WorkloadError(ValueError):
 
 @dataclass(frozen=True)
 class TierPin:
-    """How the pod is pinned to GPU tiers: which catalog GPUs it allows, and label values not in the catalog."""
+    """How the pod is pinned to GPU tiers: the catalog GPUs it allows, and label values not in the catalog."""
 
     gpus: tuple[GpuSpec, ...] = ()
     unknown_values: tuple[str, ...] = ()
@@ -86,8 +86,9 @@ class Workload:
 
 def object_ref(obj: Mapping[str, Any]) -> ObjectRef:
     meta = obj.get("metadata") or {}
-    return ObjectRef(kind=str(obj.get("kind", "")), name=str(meta.get("name", "")),
-                     namespace=meta.get("namespace"))
+    return ObjectRef(
+        kind=str(obj.get("kind", "")), name=str(meta.get("name", "")), namespace=meta.get("namespace")
+    )
 
 
 def extract(obj: Mapping[str, Any], catalog: GpuCatalog) -> Workload | None:
@@ -97,10 +98,12 @@ def extract(obj: Mapping[str, Any], catalog: GpuCatalog) -> Workload | None:
         return _inference_service(obj, catalog)
     if kind == "Service" and str(obj.get("apiVersion", "")).startswith("serving.knative.dev"):
         return _from_template(obj, ("spec", "template"), catalog, replicas=None)
-    if kind not in TEMPLATE_PATHS:
+    if not isinstance(kind, str) or kind not in TEMPLATE_PATHS:
         return None
     path = TEMPLATE_PATHS[kind]
-    replicas = _int_at(obj, ("spec", "replicas"), default=1) if kind in {"Deployment", "StatefulSet"} else None
+    replicas = (
+        _int_at(obj, ("spec", "replicas"), default=1) if kind in {"Deployment", "StatefulSet"} else None
+    )
     workload = _from_template(obj, path, catalog, replicas=replicas)
     if kind == "LeaderWorkerSet":
         workload.group_size = _int_at(obj, ("spec", "leaderWorkerTemplate", "size"), default=1) or 1
@@ -116,7 +119,9 @@ def _from_template(
     meta = _mapping(template.get("metadata") or {}, _where(path, "metadata"))
     obj_meta = _mapping(obj.get("metadata") or {}, "metadata")
     annotations = {**_str_map(obj_meta.get("annotations")), **_str_map(meta.get("annotations"))}
-    containers = [_gpu_container(c, i, path) for i, c in enumerate(_list(spec.get("containers"), "containers"))]
+    containers = [
+        _gpu_container(c, i, path) for i, c in enumerate(_list(spec.get("containers"), "containers"))
+    ]
     return Workload(
         ref=object_ref(obj),
         labels=_str_map(meta.get("labels")),
@@ -160,16 +165,22 @@ def _kserve_model_container(model: Mapping[str, Any]) -> GpuContainer:
     args = [str(a) for a in _list(model.get("args") or [], "spec.predictor.model.args")]
     storage = str(model.get("storageUri") or "")
     if storage.startswith("hf://") and not any("model_id" in a or "model-id" in a for a in args):
-        args.append(f"--model_id={storage[len('hf://'):]}")
+        args.append(f"--model_id={storage[len('hf://') :]}")
     elif storage and not any("model_id" in a or "model-id" in a or "model_dir" in a for a in args):
         args.append(f"--model_id={storage}")
     image = "kserve/huggingfaceserver" if fmt in {"huggingface", ""} else f"kserve/{fmt}"
-    raw = {"name": "kserve-container", "image": image, "args": args, "env": model.get("env") or [],
-           "resources": model.get("resources") or {}}
+    raw = {
+        "name": "kserve-container",
+        "image": image,
+        "args": args,
+        "env": model.get("env") or [],
+        "resources": model.get("resources") or {},
+    }
     container = _gpu_container(raw, 0, ("spec", "predictor", "model"))
     if container.engine is None and fmt == "huggingface":
-        container.engine = parse_container(Container(name=container.name, image="vllm/vllm-openai",
-                                                     args=tuple(args)))
+        container.engine = parse_container(
+            Container(name=container.name, image="vllm/vllm-openai", args=tuple(args))
+        )
     return container
 
 
@@ -180,7 +191,7 @@ def _gpu_container(raw: Any, index: int, path: tuple[str, ...] | None) -> GpuCon
     resources = _mapping(c.get("resources") or {}, f"{where}.resources")
     limits = {**_str_map(resources.get("requests")), **_str_map(resources.get("limits"))}
     gpus = _quantity_int(limits.get(GPU_RESOURCE, "0"), f"{where}.resources.limits[{GPU_RESOURCE}]")
-    mig = next((k[len(MIG_PREFIX):] for k in limits if k.startswith(MIG_PREFIX)), None)
+    mig = next((k[len(MIG_PREFIX) :] for k in limits if k.startswith(MIG_PREFIX)), None)
     container = Container(
         name=name,
         image=str(c.get("image") or ""),
@@ -221,8 +232,9 @@ def _pin(pairs: list[tuple[str, str]], catalog: GpuCatalog, source: str) -> Tier
 
 
 def _affinity_tier_values(spec: Mapping[str, Any]) -> list[tuple[str, str]]:
-    required = (((spec.get("affinity") or {}).get("nodeAffinity") or {})
-                .get("requiredDuringSchedulingIgnoredDuringExecution") or {})
+    required = ((spec.get("affinity") or {}).get("nodeAffinity") or {}).get(
+        "requiredDuringSchedulingIgnoredDuringExecution"
+    ) or {}
     pairs: list[tuple[str, str]] = []
     for term in required.get("nodeSelectorTerms") or []:
         for expr in (term or {}).get("matchExpressions") or []:

@@ -22,14 +22,22 @@ examples:
 """
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = subparsers.add_parser("check", help="check manifests offline", description=HELP,
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "check",
+        help="check manifests offline",
+        description=HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("paths", nargs="+", metavar="PATH", help="YAML/JSON file, directory, or - for stdin")
     p.add_argument("-o", "--output", choices=("text", "json"), default="text")
     p.add_argument("-c", "--config", help="gpuplace config file (default: $GPUPLACE_CONFIG)")
-    p.add_argument("--min-severity", choices=[s.value for s in Severity], default="info",
-                   help="hide findings below this severity (default: info, show all)")
+    p.add_argument(
+        "--min-severity",
+        choices=[s.value for s in Severity],
+        default="info",
+        help="hide findings below this severity (default: info, show all)",
+    )
     p.set_defaults(func=run)
 
 
@@ -43,17 +51,24 @@ def run(args: argparse.Namespace) -> int:
     floor = Severity(args.min_severity).rank
     shown = [(docs[i], f) for i, f in result.findings if f.effective_severity.rank >= floor]
     for i, error in result.errors:
-        print(f"gpuplace check: {docs[i].where}: cannot read {docs[i].obj.get('kind')}: {error}", file=sys.stderr)
+        print(
+            f"gpuplace check: {docs[i].where}: cannot read {docs[i].obj.get('kind')}: {error}",
+            file=sys.stderr,
+        )
     if args.output == "json":
-        json.dump([{"source": d.source, "document": d.index, **f.as_dict()} for d, f in shown], sys.stdout,
-                  indent=2)
+        json.dump(
+            [{"source": d.source, "document": d.index, **f.as_dict()} for d, f in shown], sys.stdout, indent=2
+        )
         print()
     else:
         for doc, f in shown:
             print(f"{doc.source}:{doc.index}: {f.effective_severity.value}: {f.message}")
         counts = Counter(f.effective_severity.value for _, f in shown)
-        print(f"{len(docs)} objects, {counts['error']} errors, {counts['warning']} warnings, {counts['info']} info",
-              file=sys.stderr)
+        print(
+            f"{len(docs)} objects, {counts['error']} errors, {counts['warning']} warnings, "
+            f"{counts['info']} info",
+            file=sys.stderr,
+        )
     if result.errors:
         return EXIT_USAGE
     return EXIT_FINDINGS if worst([f for _, f in result.findings]) == Severity.ERROR else EXIT_OK

@@ -21,9 +21,13 @@ examples:
 """
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = subparsers.add_parser("explain", help="memory breakdown of a model on a GPU", description=HELP,
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "explain",
+        help="memory breakdown of a model on a GPU",
+        description=HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("model", help="model id (catalog, alias, or a name with its size such as foo-13B)")
     p.add_argument("--gpu", required=True, help="GPU: catalog id, GFD product, GKE/EKS name or instance type")
     p.add_argument("--engine", choices=("vllm", "sglang", "tgi", "trtllm"), default="vllm")
@@ -34,8 +38,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.add_argument("--max-num-seqs", type=int)
     p.add_argument("--max-num-batched-tokens", type=int)
     p.add_argument("--mem-fraction", type=float, help="gpu-memory-utilization / mem-fraction-static / ...")
-    p.add_argument("--dtype", choices=("bf16", "fp16", "fp8", "int8", "int4", "mxfp4"),
-                   help="weight precision (default: from the model id and checkpoint)")
+    p.add_argument(
+        "--dtype",
+        choices=("bf16", "fp16", "fp8", "int8", "int4", "mxfp4"),
+        help="weight precision (default: from the model id and checkpoint)",
+    )
     p.add_argument("--kv-cache-dtype", choices=("auto", "fp8"), default="auto")
     p.add_argument("--usable-gib", type=float, help="override what CUDA reports as total memory")
     p.add_argument("--hf-config", help="a Hugging Face config.json for a model not in the catalog")
@@ -54,23 +61,36 @@ def run(args: argparse.Namespace) -> int:
     if gpu is None:
         raise UsageError(f"--gpu {args.gpu!r} is not in the GPU catalog; see placement/data/gpus.yaml")
     resolved = _resolve(args, ctx.models)
-    version = tuple(int(p) for p in args.engine_version.lstrip("v").split(".")) if args.engine_version else None
-    cfg = EngineConfig(engine=args.engine, model=args.model, version=version, tp=args.tp, pp=args.pp,
-                       max_num_batched_tokens=args.max_num_batched_tokens, mem_fraction=args.mem_fraction,
-                       kv_cache_dtype=args.kv_cache_dtype, enforce_eager=args.enforce_eager)
+    version = (
+        tuple(int(p) for p in args.engine_version.lstrip("v").split(".")) if args.engine_version else None
+    )
+    cfg = EngineConfig(
+        engine=args.engine,
+        model=args.model,
+        version=version,
+        tp=args.tp,
+        pp=args.pp,
+        max_num_batched_tokens=args.max_num_batched_tokens,
+        mem_fraction=args.mem_fraction,
+        kv_cache_dtype=args.kv_cache_dtype,
+        enforce_eager=args.enforce_eager,
+    )
     prec = precision(cfg, resolved.arch.dtype, resolved.quant, args.dtype)
     max_len = args.max_model_len or default_max_model_len(cfg, resolved.arch.context)
     setup = setup_for(cfg, prec, args.usable_gib or gpu.usable_gib, max_len, args.max_num_seqs)
     est = estimate(resolved.arch, setup)
     if args.output == "json":
-        print(json.dumps({"model": resolved.arch.id, "gpu": gpu.id, "fits": est.fits, **est.as_figures()},
-                         indent=2))
+        print(
+            json.dumps(
+                {"model": resolved.arch.id, "gpu": gpu.id, "fits": est.fits, **est.as_figures()}, indent=2
+            )
+        )
     else:
         print(render(resolved, gpu.id, est))
     return EXIT_OK if est.fits else EXIT_FINDINGS
 
 
-def _resolve(args: argparse.Namespace, models) -> Resolved:  # type: ignore[no-untyped-def]
+def _resolve(args: argparse.Namespace, models) -> Resolved:
     if args.hf_config:
         try:
             config = json.loads(Path(args.hf_config).read_text(encoding="utf-8"))
@@ -79,8 +99,10 @@ def _resolve(args: argparse.Namespace, models) -> Resolved:  # type: ignore[no-u
             raise UsageError(f"--hf-config {args.hf_config}: {exc}") from exc
     resolved = models.resolve(args.model)
     if resolved is None:
-        raise UsageError(f"model {args.model!r} is not in the catalog and its name gives no size; "
-                         "pass --hf-config config.json or a name with its size (e.g. my-model-13B)")
+        raise UsageError(
+            f"model {args.model!r} is not in the catalog and its name gives no size; "
+            "pass --hf-config config.json or a name with its size (e.g. my-model-13B)"
+        )
     return resolved
 
 
@@ -92,13 +114,22 @@ def render(resolved: Resolved, gpu_id: str, est: MemoryEstimate) -> str:
         ("engine", f"{s.engine} tp={s.tp} pp={s.pp} weights={s.weight_dtype} kv={s.kv_dtype}"),
         ("budget", f"{_g(est.budget_bytes)} GiB ({s.usable_gib:.1f} x {s.mem_fraction:.2f})"),
         ("weights", f"{_g(est.weights_bytes)} GiB per GPU"),
-        ("activation", f"{_g(est.activation_bytes)} GiB ({s.max_num_batched_tokens} batched tokens, "
-                       f"{s.max_num_seqs} seqs)"),
+        (
+            "activation",
+            f"{_g(est.activation_bytes)} GiB ({s.max_num_batched_tokens} batched tokens, "
+            f"{s.max_num_seqs} seqs)",
+        ),
         ("non-torch", f"{_g(est.non_torch_bytes)} GiB"),
-        ("kv cache", f"{_g(est.kv_bytes)} GiB = {est.kv_tokens} tokens ({int(est.kv_bytes_per_token)} B/token)"),
+        (
+            "kv cache",
+            f"{_g(est.kv_bytes)} GiB = {est.kv_tokens} tokens ({int(est.kv_bytes_per_token)} B/token)",
+        ),
         ("max-model-len", f"{s.max_model_len} ({'fits' if est.sequence_fits else 'does NOT fit'})"),
-        ("outside budget", f"{_g(est.headroom_bytes)} GiB free for CUDA context+graphs "
-                           f"(needs {_g(est.outside_budget_bytes)})"),
+        (
+            "outside budget",
+            f"{_g(est.headroom_bytes)} GiB free for CUDA context+graphs "
+            f"(needs {_g(est.outside_budget_bytes)})",
+        ),
         ("verdict", "FITS" if est.fits else "DOES NOT FIT"),
     ]
     width = max(len(k) for k, _ in rows)

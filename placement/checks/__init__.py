@@ -17,7 +17,15 @@ from placement.findings import Code, Finding, apply_severity_overrides
 from placement.serving import Serving, resolve
 from placement.workload import Workload, WorkloadError, extract
 
-__all__ = ["CheckContext", "CheckResult", "CheckSettings", "check_autoscaler", "check_objects", "check_workload", "servings"]
+__all__ = [
+    "CheckContext",
+    "CheckResult",
+    "CheckSettings",
+    "check_autoscaler",
+    "check_objects",
+    "check_workload",
+    "servings",
+]
 
 
 def servings(workload: Workload, ctx: CheckContext) -> list[Serving]:
@@ -53,10 +61,14 @@ def check_serving(s: Serving, ctx: CheckContext) -> list[Finding]:
 
 def _estimated_note(s: Serving) -> Finding:
     assert s.arch is not None
-    return Finding(Code.UNKNOWN_MODEL, s.workload.ref, container=s.container.name,
-                   detail=f"{s.model_name!r} is not in the model catalog; sized as ~{s.arch.params / 1e9:.1f}B "
-                          f"parameters from its name. Add it to the catalog for exact figures.",
-                   figures={"params": s.arch.params})
+    return Finding(
+        Code.UNKNOWN_MODEL,
+        s.workload.ref,
+        container=s.container.name,
+        detail=f"{s.model_name!r} is not in the model catalog; sized as ~{s.arch.params / 1e9:.1f}B "
+        f"parameters from its name. Add it to the catalog for exact figures.",
+        figures={"params": s.arch.params},
+    )
 
 
 TargetLookup = Callable[[Autoscaler], tuple[list[Serving] | None, str]]
@@ -64,7 +76,9 @@ TargetLookup = Callable[[Autoscaler], tuple[list[Serving] | None, str]]
 
 def check_autoscaler(a: Autoscaler, lookup: TargetLookup, ctx: CheckContext) -> list[Finding]:
     targets, note = lookup(a)
-    return apply_severity_overrides(autoscaler_findings(a, targets, ctx, note), ctx.settings.severity_overrides)
+    return apply_severity_overrides(
+        autoscaler_findings(a, targets, ctx, note), ctx.settings.severity_overrides
+    )
 
 
 @dataclass

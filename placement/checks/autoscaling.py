@@ -17,8 +17,9 @@ def cold_start_s(targets: list[Serving], ctx: CheckContext) -> tuple[float, floa
     return weights / ctx.settings.load_gib_per_s + ctx.settings.startup_overhead_s, weights
 
 
-def autoscaler_findings(a: Autoscaler, targets: list[Serving] | None, ctx: CheckContext,
-                        lookup_note: str = "") -> list[Finding]:
+def autoscaler_findings(
+    a: Autoscaler, targets: list[Serving] | None, ctx: CheckContext, lookup_note: str = ""
+) -> list[Finding]:
     """`targets` are the GPU servings of the scaled workload; None when it could not be found."""
     if targets is not None and not targets:
         return []  # scales a workload without GPUs: not ours to judge
@@ -30,22 +31,40 @@ def autoscaler_findings(a: Autoscaler, targets: list[Serving] | None, ctx: Check
         seconds = None
     else:
         seconds, weights = estimate
-        cold = f"~{_human(seconds)} cold start ({weights:.1f} GiB of weights at {rate} + " \
-               f"{ctx.settings.startup_overhead_s:g}s engine start)"
+        cold = (
+            f"~{_human(seconds)} ({weights:.1f} GiB of weights at {rate} + "
+            f"{ctx.settings.startup_overhead_s:g}s engine start)"
+        )
     target = f"{a.target_kind.lower()}/{a.target_name}"
     if a.min_replicas == 0:
-        out.append(Finding(Code.COLD_START, a.ref,
-                           f"scales {target} to zero ({a.min_source}); the first request after idle waits "
-                           f"{cold}. Set min replicas to 1 for online traffic.",
-                           figures={"cold_start_s": round(seconds) if seconds else None,
-                                    "min_replicas": a.min_replicas, "target": target}))
+        out.append(
+            Finding(
+                Code.COLD_START,
+                a.ref,
+                f"scales {target} to zero ({a.min_source}): a request after idle waits {cold}. "
+                f"Keep >= 1 replica for online traffic.",
+                figures={
+                    "cold_start_s": round(seconds) if seconds else None,
+                    "min_replicas": a.min_replicas,
+                    "target": target,
+                },
+            )
+        )
     if seconds is not None and a.scale_down_window_s is not None and a.scale_down_window_s < seconds:
-        out.append(Finding(Code.SCALE_THRASHING, a.ref,
-                           f"scales {target} down after {a.scale_down_window_s:g}s ({a.window_source}), shorter "
-                           f"than the {_human(seconds)} a replica takes to come back. Use a window >= "
-                           f"{int(seconds * 2)}s.",
-                           figures={"scale_down_window_s": a.scale_down_window_s,
-                                    "cold_start_s": round(seconds), "target": target}))
+        out.append(
+            Finding(
+                Code.SCALE_THRASHING,
+                a.ref,
+                f"scales {target} down after {a.scale_down_window_s:g}s ({a.window_source}), shorter "
+                f"than the {_human(seconds)} a replica takes to come back. Use a window >= "
+                f"{int(seconds * 2)}s.",
+                figures={
+                    "scale_down_window_s": a.scale_down_window_s,
+                    "cold_start_s": round(seconds),
+                    "target": target,
+                },
+            )
+        )
     return out
 
 

@@ -24,9 +24,17 @@ def gpu_label(gpu: GpuSpec) -> str:
     return gpu.gfd_products[0] if gpu.gfd_products else gpu.id
 
 
-def finding(s: Serving, code: Code, detail: str, severity: Severity | None = None, **figures: object) -> Finding:
-    return Finding(code=code, obj=s.workload.ref, container=s.container.name, detail=detail,
-                   severity=severity, figures=figures)
+def finding(
+    s: Serving, code: Code, detail: str, severity: Severity | None = None, /, **figures: object
+) -> Finding:
+    return Finding(
+        code=code,
+        obj=s.workload.ref,
+        container=s.container.name,
+        detail=detail,
+        severity=severity,
+        figures=figures,
+    )
 
 
 def unknown_model(s: Serving) -> list[Finding]:
@@ -35,25 +43,54 @@ def unknown_model(s: Serving) -> list[Finding]:
 
 def config_invalid(s: Serving) -> list[Finding]:
     """What would make the engine refuse to start, before any memory is considered."""
-    out = [finding(s, Code.CONFIG_INVALID, f"{s.engine.engine} would refuse to start: {p}.") for p in
-           s.engine.problems]
+    out = [
+        finding(s, Code.CONFIG_INVALID, f"{s.engine.engine} would refuse to start: {p}.")
+        for p in s.engine.problems
+    ]
     eng, arch = s.engine, s.arch
     need = eng.tp * eng.pp
     if s.engine.engine != "annotations" and need > s.gpus_per_replica and not s.container.mig_profile:
-        out.append(finding(s, Code.CONFIG_INVALID,
-                           f"tp={eng.tp} x pp={eng.pp} needs {need} GPUs but the pod gets "
-                           f"{s.gpus_per_replica}. Set nvidia.com/gpu: {need} or lower tp.",
-                           tp=eng.tp, pp=eng.pp, gpus=s.gpus_per_replica))
+        out.append(
+            finding(
+                s,
+                Code.CONFIG_INVALID,
+                f"tp={eng.tp} x pp={eng.pp} needs {need} GPUs but the pod gets "
+                f"{s.gpus_per_replica}. Set nvidia.com/gpu: {need} or lower tp.",
+                tp=eng.tp,
+                pp=eng.pp,
+                gpus=s.gpus_per_replica,
+            )
+        )
     if arch is not None and not s.resolved_estimated and arch.heads % eng.tp:
-        out.append(finding(s, Code.CONFIG_INVALID,
-                           f"{arch.heads} attention heads of {arch.id} are not divisible by tp={eng.tp}. "
-                           f"Use tp in {_valid_tps(arch.heads)}.", tp=eng.tp, heads=arch.heads))
+        out.append(
+            finding(
+                s,
+                Code.CONFIG_INVALID,
+                f"{arch.heads} attention heads of {arch.id} are not divisible by tp={eng.tp}. "
+                f"Use tp in {_valid_tps(arch.heads)}.",
+                tp=eng.tp,
+                heads=arch.heads,
+            )
+        )
     explicit = s.explicit_max_model_len
     allow_long = s.container.container.env.get("VLLM_ALLOW_LONG_MAX_MODEL_LEN") == "1"
-    if arch is not None and explicit and explicit > arch.context and not s.resolved_estimated and not allow_long:
-        out.append(finding(s, Code.CONFIG_INVALID,
-                           f"max-model-len {explicit} exceeds {arch.id}'s context {arch.context}; the engine "
-                           f"refuses it. Use <= {arch.context}.", max_model_len=explicit, context=arch.context))
+    if (
+        arch is not None
+        and explicit
+        and explicit > arch.context
+        and not s.resolved_estimated
+        and not allow_long
+    ):
+        out.append(
+            finding(
+                s,
+                Code.CONFIG_INVALID,
+                f"max-model-len {explicit} exceeds {arch.id}'s context {arch.context}; the engine "
+                f"refuses it. Use <= {arch.context}.",
+                max_model_len=explicit,
+                context=arch.context,
+            )
+        )
     return out
 
 
@@ -76,8 +113,16 @@ def fit_findings(s: Serving, ctx: CheckContext) -> tuple[list[Finding], dict[str
         out.append(_oom_finding(s, ctx, gpu, estimates[gpu.id], _deny_severity(s, estimates[gpu.id])))
     else:
         for gpu in failing:
-            out.append(_oom_finding(s, ctx, gpu, estimates[gpu.id], Severity.WARNING,
-                                    suffix="The gpuplace extender keeps it off these nodes."))
+            out.append(
+                _oom_finding(
+                    s,
+                    ctx,
+                    gpu,
+                    estimates[gpu.id],
+                    Severity.WARNING,
+                    suffix="The gpuplace extender keeps it off these nodes.",
+                )
+            )
     return out, fitting
 
 
@@ -90,70 +135,112 @@ def _deny_severity(s: Serving, est: MemoryEstimate) -> Severity:
 
 
 def _cluster_or_catalog(ctx: CheckContext) -> list[GpuSpec]:
-    gpus = ctx.gpus.all()
+    """Tiers a recommendation may name: the cluster's own when known, else the catalog's, less the ones
+    the settings say never to recommend (consumer cards, retired generations)."""
+    gpus = [g for g in ctx.gpus.all() if g.id not in ctx.settings.never_recommend]
     if ctx.cluster_tiers:
         gpus = [g for g in gpus if g.id in ctx.cluster_tiers]
     return gpus
 
 
 def _unpinned(
-    s: Serving, ctx: CheckContext, candidates: list[GpuSpec], fitting: dict[str, MemoryEstimate],
+    s: Serving,
+    ctx: CheckContext,
+    candidates: list[GpuSpec],
+    fitting: dict[str, MemoryEstimate],
     failing: list[GpuSpec],
 ) -> list[Finding]:
     where = "in the cluster" if ctx.cluster_tiers else "in the catalog"
     if not fitting:
         best = max(candidates, key=lambda g: g.usable_gib)
         best_est = s.estimate(best)
-        return [_oom_finding(s, ctx, best, best_est, _deny_severity(s, best_est),
-                             prefix=f"no GPU {where} holds it;")]
+        return [
+            _oom_finding(
+                s, ctx, best, best_est, _deny_severity(s, best_est), prefix=f"no GPU {where} holds it;"
+            )
+        ]
     if not failing:
         return []
     cheapest = min((ctx.gpus.get(gid) for gid in fitting), key=lambda g: g.price_per_hour)
     small = ", ".join(sorted({g.id for g in failing})[:4]) + (", ..." if len(failing) > 4 else "")
-    detail = (f"pins no GPU tier and would not fit {small} at tp={s.engine.tp}. Cheapest that fits: "
-              f"{cheapest.id}; pin nvidia.com/gpu.product={gpu_label(cheapest)}.")
-    return [finding(s, Code.OOM_RISK, detail, Severity.WARNING, fitting_tiers=sorted(fitting),
-                    cheapest_tier=cheapest.id)]
+    detail = (
+        f"pins no GPU tier and would not fit {small} at tp={s.engine.tp}. Cheapest that fits: "
+        f"{cheapest.id}; pin nvidia.com/gpu.product={gpu_label(cheapest)}."
+    )
+    return [
+        finding(
+            s,
+            Code.OOM_RISK,
+            detail,
+            Severity.WARNING,
+            fitting_tiers=sorted(fitting),
+            cheapest_tier=cheapest.id,
+        )
+    ]
 
 
 def _oom_finding(
-    s: Serving, ctx: CheckContext, gpu: GpuSpec, est: MemoryEstimate, severity: Severity,
-    prefix: str = "", suffix: str = "",
+    s: Serving,
+    ctx: CheckContext,
+    gpu: GpuSpec,
+    est: MemoryEstimate,
+    severity: Severity,
+    prefix: str = "",
+    suffix: str = "",
 ) -> Finding:
     setup = est.setup
     frac = f"{est.usable_bytes / 2**30:.1f} x {setup.mem_fraction:.2f}"
     if not est.weights_fit:
-        what = (f"needs {gib(est.weights_bytes)} GiB/GPU for weights at tp={setup.tp}; {gpu_label(gpu)} gives "
-                f"{gib(est.budget_bytes)} GiB ({frac}).")
+        what = (
+            f"needs {gib(est.weights_bytes)} GiB/GPU for weights at tp={setup.tp}; {gpu_label(gpu)} gives "
+            f"{gib(est.budget_bytes)} GiB ({frac})."
+        )
     elif not est.sequence_fits:
         need = est.kv_bytes_per_token * setup.max_model_len
-        what = (f"has {gib(max(est.kv_bytes, 0))} GiB/GPU for KV after {gib(est.weights_bytes)} GiB weights "
-                f"on {gpu_label(gpu)} at tp={setup.tp}; max-model-len {setup.max_model_len} needs {gib(need)} GiB.")
+        what = (
+            f"has {gib(max(est.kv_bytes, 0))} GiB/GPU for KV after {gib(est.weights_bytes)} GiB weights "
+            f"on {gpu_label(gpu)} at tp={setup.tp}; max-model-len {setup.max_model_len} "
+            f"needs {gib(need)} GiB."
+        )
     else:
-        what = (f"gpu-memory-utilization {setup.mem_fraction:.2f} leaves {gib(est.headroom_bytes)} GiB of "
-                f"{gpu_label(gpu)} for CUDA context and graphs; they need {gib(est.outside_budget_bytes)} GiB.")
+        what = (
+            f"gpu-memory-utilization {setup.mem_fraction:.2f} leaves {gib(est.headroom_bytes)} GiB of "
+            f"{gpu_label(gpu)} for CUDA context and graphs; they need {gib(est.outside_budget_bytes)} GiB."
+        )
     fix = suggest_fix(s, ctx, gpu, est)
     detail = " ".join(part for part in (prefix, what, fix, suffix) if part)
     return finding(s, Code.OOM_RISK, detail, severity, tier=gpu.id, **est.as_figures())
 
 
 def suggest_fix(s: Serving, ctx: CheckContext, gpu: GpuSpec, est: MemoryEstimate) -> str:
-    """The cheapest concrete change that makes it fit: more TP here, another tier, FP8, or a shorter context."""
+    """The cheapest concrete changes that make it fit: a shorter context, FP8 KV, more TP, another tier."""
     setup = est.setup
     if est.weights_fit and est.sequence_fits:
         headroom_gib = (est.usable_bytes - est.outside_budget_bytes) / 2**30
         return f"Use gpu-memory-utilization <= {headroom_gib / setup.usable_gib:.2f}."
     options: list[str] = []
+    kv_limited = est.weights_fit and not est.sequence_fits
+    if kv_limited and est.kv_tokens > 0:
+        options.append(f"--max-model-len <= {est.kv_tokens}")
+    if (
+        kv_limited
+        and setup.kv_dtype not in {"fp8", "int8"}
+        and _fits_with(s, gpu, Precision(s.precision.weights if s.precision else "bf16", "fp8"))
+    ):
+        options.append("--kv-cache-dtype fp8")
     tp_fix = _more_tp(s, gpu, setup.tp)
     if tp_fix:
         options.append(f"tp>={tp_fix} on {gpu_label(gpu)}")
     other = _cheapest_other_tier(s, ctx, gpu, setup.tp)
     if other is not None and other.id != gpu.id:
-        options.append(f"tp={setup.tp} on {gpu_label(other)}" if not tp_fix else gpu_label(other))
-    if s.precision and s.precision.weights in {"bf16", "fp16"} and _fits_with(s, gpu, Precision("fp8", "fp8")):
+        options.append(f"tp={setup.tp} on {gpu_label(other)}")
+    if (
+        not kv_limited
+        and s.precision
+        and s.precision.weights in {"bf16", "fp16"}
+        and _fits_with(s, gpu, Precision("fp8", "fp8"))
+    ):
         options.append("an FP8 build")
-    if est.weights_fit and not est.sequence_fits and est.kv_tokens > 0:
-        options.append(f"--max-model-len <= {est.kv_tokens}")
     if not options:
         return "No catalog GPU holds it at up to tp=8; use a smaller or quantized model, or multi-node PP."
     return "Use " + " or ".join(options[:3]) + "."
@@ -196,10 +283,21 @@ def kv_starved(s: Serving, ctx: CheckContext, gpu: GpuSpec, est: MemoryEstimate)
         fixes.append("--kv-cache-dtype fp8")
     fixes.append(f"tp={est.setup.tp * 2}" if est.setup.tp < MAX_TP else "a larger tier")
     source = "max-num-seqs" if s.explicit_max_num_seqs else "expected concurrency"
-    detail = (f"KV cache on {gpu_label(gpu)} holds {est.kv_tokens} tokens = {holds} requests of {typical} tokens; "
-              f"{source} {concurrency} means preemption. Use {', '.join(fixes)}.")
-    return [finding(s, Code.KV_CACHE_STARVED, detail, tier=gpu.id, requests_held=holds,
-                    concurrency=concurrency, **est.as_figures())]
+    detail = (
+        f"KV cache on {gpu_label(gpu)} holds {est.kv_tokens} tokens = {holds} requests of {typical} tokens; "
+        f"{source} {concurrency} means preemption. Use {', '.join(fixes)}."
+    )
+    return [
+        finding(
+            s,
+            Code.KV_CACHE_STARVED,
+            detail,
+            tier=gpu.id,
+            requests_held=holds,
+            concurrency=concurrency,
+            **est.as_figures(),
+        )
+    ]
 
 
 def with_tp(s: Serving, tp: int) -> Serving:

@@ -34,6 +34,8 @@ class CheckSettings:
     min_cpu_cores: float = 2.0
     min_mem_fraction: float = 0.5
     hours_per_month: float = 730.0
+    # Catalog tiers never offered as a recommendation (still checked when a pod pins them).
+    never_recommend: tuple[str, ...] = ("RTX-3090", "RTX-4090", "P100-PCIe-16GB", "V100-PCIe-16GB")
     severity_overrides: Mapping[str, Severity] = field(default_factory=dict)
 
 

@@ -21,15 +21,28 @@ def batch_size(s: Serving, ctx: CheckContext, gpu: GpuSpec, est: MemoryEstimate)
         return []  # the KV cache could not hold a bigger batch anyway
     suggest = min(room, 256)
     flag = _batch_flag(s)
-    detail = (f"{flag} {seqs} keeps {gpu_label(gpu)} mostly idle: its KV cache holds {room} requests of "
-              f"{typical} tokens. Use {flag} {suggest}.")
-    return [finding(s, Code.BATCH_SIZE_SUBOPTIMAL, detail, max_num_seqs=seqs, recommended=suggest,
-                    kv_tokens=est.kv_tokens)]
+    detail = (
+        f"{flag} {seqs} keeps {gpu_label(gpu)} mostly idle: its KV cache holds {room} requests of "
+        f"{typical} tokens. Use {flag} {suggest}."
+    )
+    return [
+        finding(
+            s,
+            Code.BATCH_SIZE_SUBOPTIMAL,
+            detail,
+            max_num_seqs=seqs,
+            recommended=suggest,
+            kv_tokens=est.kv_tokens,
+        )
+    ]
 
 
 def _batch_flag(s: Serving) -> str:
-    return {"sglang": "--max-running-requests", "tgi": "--max-concurrent-requests",
-            "trtllm": "--max_batch_size"}.get(s.engine.engine, "--max-num-seqs")
+    return {
+        "sglang": "--max-running-requests",
+        "tgi": "--max-concurrent-requests",
+        "trtllm": "--max_batch_size",
+    }.get(s.engine.engine, "--max-num-seqs")
 
 
 def low_throughput(s: Serving, ctx: CheckContext, gpu: GpuSpec) -> list[Finding]:
@@ -37,19 +50,38 @@ def low_throughput(s: Serving, ctx: CheckContext, gpu: GpuSpec) -> list[Finding]
     eng = s.engine
     if eng.enforce_eager and not s.workload.batch:
         flag = "--disable-cuda-graph" if eng.engine == "sglang" else "--enforce-eager"
-        out.append(finding(s, Code.LOW_THROUGHPUT_CONFIG,
-                           f"{flag} turns off CUDA graphs; decode runs several times slower at small batch. "
-                           f"Drop it unless debugging.", flag=flag))
-    if eng.mem_fraction is not None and eng.mem_fraction < ctx.settings.min_mem_fraction and \
-            eng.engine in {"vllm", "sglang"}:
-        out.append(finding(s, Code.LOW_THROUGHPUT_CONFIG,
-                           f"memory fraction {eng.mem_fraction:.2f} leaves {1 - eng.mem_fraction:.0%} of "
-                           f"{gpu_label(gpu)} unused for KV cache. Use 0.85-0.92 unless sharing the GPU.",
-                           mem_fraction=eng.mem_fraction))
+        out.append(
+            finding(
+                s,
+                Code.LOW_THROUGHPUT_CONFIG,
+                f"{flag} turns off CUDA graphs; decode runs several times slower at small batch. "
+                f"Drop it unless debugging.",
+                flag=flag,
+            )
+        )
+    if (
+        eng.mem_fraction is not None
+        and eng.mem_fraction < ctx.settings.min_mem_fraction
+        and eng.engine in {"vllm", "sglang"}
+    ):
+        out.append(
+            finding(
+                s,
+                Code.LOW_THROUGHPUT_CONFIG,
+                f"memory fraction {eng.mem_fraction:.2f} leaves {1 - eng.mem_fraction:.0%} of "
+                f"{gpu_label(gpu)} unused for KV cache. Use 0.85-0.92 unless sharing the GPU.",
+                mem_fraction=eng.mem_fraction,
+            )
+        )
     cpu = s.container.cpu_limit_millis
     if cpu is not None and cpu < ctx.settings.min_cpu_cores * 1000:
-        out.append(finding(s, Code.LOW_THROUGHPUT_CONFIG,
-                           f"CPU limit {cpu}m starves tokenisation and scheduling of a {s.gpus_per_pod}-GPU "
-                           f"engine; throttling stalls the GPU. Give >= {ctx.settings.min_cpu_cores:g} cores.",
-                           cpu_limit_millis=cpu))
+        out.append(
+            finding(
+                s,
+                Code.LOW_THROUGHPUT_CONFIG,
+                f"CPU limit {cpu}m starves tokenisation and scheduling of a {s.gpus_per_pod}-GPU "
+                f"engine; throttling stalls the GPU. Give >= {ctx.settings.min_cpu_cores:g} cores.",
+                cpu_limit_millis=cpu,
+            )
+        )
     return out

@@ -37,18 +37,44 @@ def holds_with_margin(s: Serving, ctx: CheckContext, est: MemoryEstimate, curren
     return est.kv_tokens >= max(ctx.settings.tier_margin * est.setup.max_model_len, wanted)
 
 
-def cheaper_tier(s: Serving, ctx: CheckContext, gpu: GpuSpec, current: MemoryEstimate) -> tuple[
-    GpuSpec, MemoryEstimate
-] | None:
-    """The cheapest catalog tier that serves the same config (same TP) with margin, if at least 10% cheaper."""
+def cheaper_tier(
+    s: Serving, ctx: CheckContext, gpu: GpuSpec, current: MemoryEstimate
+) -> tuple[GpuSpec, MemoryEstimate] | None:
+    """The cheapest smaller tier that serves the same config (same TP) with margin, if at least 10% cheaper.
+
+    Only tiers with less memory count: a same-size GPU of an older generation is a speed-for-money trade
+    the team may have made on purpose, not a misplacement."""
     best: tuple[GpuSpec, MemoryEstimate] | None = None
     for other in _cluster_or_catalog(ctx):
-        if other.price_per_hour >= 0.9 * gpu.price_per_hour:
+        if other.price_per_hour >= 0.9 * gpu.price_per_hour or other.memory_gib >= gpu.memory_gib:
+            continue
+        if not _same_interconnect(s.engine.tp, gpu, other) or not _same_precision(s, other):
             continue
         est = s.estimate(other)
-        if holds_with_margin(s, ctx, est, current) and (best is None or other.price_per_hour < best[0].price_per_hour):
+        if holds_with_margin(s, ctx, est, current) and (
+            best is None or other.price_per_hour < best[0].price_per_hour
+        ):
             best = (other, est)
     return best
+
+
+def _same_interconnect(tp: int, current: GpuSpec, other: GpuSpec) -> bool:
+    """Tensor parallelism over PCIe is not the same config as over NVLink: with tp > 1, a recommendation
+    must keep the TP group inside one NVLink domain if the current tier does."""
+    if tp <= 1:
+        return True
+    return other.nvlink_domain_gpus >= tp or current.nvlink_domain_gpus < tp
+
+
+def _same_precision(s: Serving, other: GpuSpec) -> bool:
+    """bf16 weights on a GPU without bf16 (Volta, Turing) run converted to fp16: not the same config.
+    FP8 weights need FP8 tensor cores to run as configured."""
+    weights = s.precision.weights if s.precision else "bf16"
+    if weights == "bf16":
+        return other.supports_bf16
+    if weights == "fp8":
+        return other.fp8  # Ampere runs FP8 checkpoints only as slower weight-only kernels
+    return True
 
 
 def tier_findings(s: Serving, ctx: CheckContext, gpu: GpuSpec, est: MemoryEstimate) -> list[Finding]:
@@ -62,11 +88,22 @@ def tier_findings(s: Serving, ctx: CheckContext, gpu: GpuSpec, est: MemoryEstima
         top = gpu.price_per_hour >= ctx.settings.top_tier_price_per_hour
         code = Code.BATCH_OVER_TIERED if s.workload.batch and top else Code.TIER_MISPLACEMENT
         kind = "batch job" if s.workload.batch else f"{gib(est.weights_bytes)} GiB/GPU of weights"
-        detail = (f"{kind} on {gpu_label(gpu)} x{gpus} ({money(now)}); {gpu_label(other)} holds it with "
-                  f"{other_est.kv_tokens} KV tokens/GPU for {money(then)}. Pin nvidia.com/gpu.product="
-                  f"{gpu_label(other)}.")
-        out.append(finding(s, code, detail, tier=gpu.id, recommended_tier=other.id, monthly_cost=round(now),
-                           recommended_monthly_cost=round(then), **est.as_figures()))
+        detail = (
+            f"{kind} on {gpus} GPUs {gpu_label(gpu)} ({money(now)}); {gpu_label(other)} holds it "
+            f"({other_est.kv_tokens} KV tokens/GPU) for {money(then)}. Pin gpu.product={gpu_label(other)}."
+        )
+        out.append(
+            finding(
+                s,
+                code,
+                detail,
+                tier=gpu.id,
+                recommended_tier=other.id,
+                monthly_cost=round(now),
+                recommended_monthly_cost=round(then),
+                **est.as_figures(),
+            )
+        )
     out.extend(_idle_gpus(s, ctx, gpu))
     out.extend(_excess_tp(s, ctx, gpu, est))
     if cheaper is None:
@@ -80,10 +117,21 @@ def _idle_gpus(s: Serving, ctx: CheckContext, gpu: GpuSpec) -> list[Finding]:
         return []
     idle = s.gpus_per_replica - used
     cost = monthly(gpu, idle * _replicas(s), ctx)
-    detail = (f"requests {s.gpus_per_replica} GPUs but tp={s.engine.tp} x pp={s.engine.pp} uses {used}; "
-              f"{idle} sit idle ({money(cost)}). Set nvidia.com/gpu: {used}.")
-    return [finding(s, Code.OVERPROVISIONED, detail, tier=gpu.id, gpus=s.gpus_per_replica, used_gpus=used,
-                    wasted_monthly_cost=round(cost))]
+    detail = (
+        f"requests {s.gpus_per_replica} GPUs but tp={s.engine.tp} x pp={s.engine.pp} uses {used}; "
+        f"{idle} sit idle ({money(cost)}). Set nvidia.com/gpu: {used}."
+    )
+    return [
+        finding(
+            s,
+            Code.OVERPROVISIONED,
+            detail,
+            tier=gpu.id,
+            gpus=s.gpus_per_replica,
+            used_gpus=used,
+            wasted_monthly_cost=round(cost),
+        )
+    ]
 
 
 def _excess_tp(s: Serving, ctx: CheckContext, gpu: GpuSpec, est: MemoryEstimate) -> list[Finding]:
@@ -97,10 +145,21 @@ def _excess_tp(s: Serving, ctx: CheckContext, gpu: GpuSpec, est: MemoryEstimate)
     if not holds_with_margin(s, ctx, smaller, est):
         return []
     saved = monthly(gpu, (tp - half) * _replicas(s), ctx)
-    detail = (f"tp={tp} on {gpu_label(gpu)}, but tp={half} holds it ({gib(smaller.weights_bytes)} GiB weights, "
-              f"{smaller.kv_tokens} KV tokens/GPU); {money(saved)} for latency you may not need. Try tp={half}.")
-    return [finding(s, Code.OVERPROVISIONED, detail, tier=gpu.id, recommended_tp=half,
-                    saved_monthly_cost=round(saved), **est.as_figures())]
+    detail = (
+        f"tp={tp} on {gpu_label(gpu)}, but tp={half} holds it ({gib(smaller.weights_bytes)} GiB weights, "
+        f"{smaller.kv_tokens} KV tokens/GPU); {money(saved)} for latency you may not need. Try tp={half}."
+    )
+    return [
+        finding(
+            s,
+            Code.OVERPROVISIONED,
+            detail,
+            tier=gpu.id,
+            recommended_tp=half,
+            saved_monthly_cost=round(saved),
+            **est.as_figures(),
+        )
+    ]
 
 
 def needed_bytes(s: Serving, ctx: CheckContext, est: MemoryEstimate) -> float:
@@ -117,11 +176,24 @@ def _small_share(s: Serving, ctx: CheckContext, gpu: GpuSpec, est: MemoryEstimat
     if share >= ctx.settings.overprovisioned_share or s.engine.tp > 1:
         return []
     mig = smallest_mig(gpu, need)
-    fix = f"use MIG {mig.name} ({mig.memory_gib:g} GiB)" if mig else "pack it with others or use a smaller tier"
-    detail = (f"needs ~{gib(need)} GiB of {gpu_label(gpu)}'s {gib(est.usable_bytes)} GiB ({share:.0%}) at "
-              f"{ctx.settings.typical_request_tokens}-token requests; {fix}.")
-    return [finding(s, Code.OVERPROVISIONED, detail, tier=gpu.id, needed_gib=round(need / GIB, 1),
-                    share=round(share, 3), mig_profile=mig.name if mig else None)]
+    fix = (
+        f"use MIG {mig.name} ({mig.memory_gib:g} GiB)" if mig else "pack it with others or use a smaller tier"
+    )
+    detail = (
+        f"needs ~{gib(need)} GiB of {gpu_label(gpu)}'s {gib(est.usable_bytes)} GiB ({share:.0%}) at "
+        f"{ctx.settings.typical_request_tokens}-token requests; {fix}."
+    )
+    return [
+        finding(
+            s,
+            Code.OVERPROVISIONED,
+            detail,
+            tier=gpu.id,
+            needed_gib=round(need / GIB, 1),
+            share=round(share, 3),
+            mig_profile=mig.name if mig else None,
+        )
+    ]
 
 
 def smallest_mig(gpu: GpuSpec, need_bytes: float) -> MigProfile | None:

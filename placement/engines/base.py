@@ -17,10 +17,34 @@ from dataclasses import dataclass, field
 WEIGHT_DTYPES = {"auto", "half", "float16", "fp16", "bfloat16", "bf16", "float", "float32", "fp32"}
 KV_CACHE_DTYPES = {"auto", "fp8", "fp8_e5m2", "fp8_e4m3", "fp8_inc", "bfloat16", "float16", "int8"}
 QUANTIZATIONS = {
-    "awq", "awq_marlin", "gptq", "gptq_marlin", "gptq_marlin_24", "marlin", "fp8", "fbgemm_fp8",
-    "compressed-tensors", "compressed_tensors", "bitsandbytes", "bitsandbytes-nf4", "bitsandbytes-fp4",
-    "gguf", "mxfp4", "modelopt", "modelopt_fp4", "nvfp4", "experts_int8", "w8a8_int8", "w8a8_fp8",
-    "int8", "int4", "eetq", "exl2", "fp8-dynamic", "awq-marlin", "none",
+    "awq",
+    "awq_marlin",
+    "gptq",
+    "gptq_marlin",
+    "gptq_marlin_24",
+    "marlin",
+    "fp8",
+    "fbgemm_fp8",
+    "compressed-tensors",
+    "compressed_tensors",
+    "bitsandbytes",
+    "bitsandbytes-nf4",
+    "bitsandbytes-fp4",
+    "gguf",
+    "mxfp4",
+    "modelopt",
+    "modelopt_fp4",
+    "nvfp4",
+    "experts_int8",
+    "w8a8_int8",
+    "w8a8_fp8",
+    "int8",
+    "int4",
+    "eetq",
+    "exl2",
+    "fp8-dynamic",
+    "awq-marlin",
+    "none",
 }
 
 
@@ -109,9 +133,9 @@ def normalise_flag(word: str) -> str:
     return word.lstrip("-").replace("_", "-").lower()
 
 
-def split_flags(words: Sequence[str], booleans: set[str], aliases: Mapping[str, str]) -> tuple[
-    dict[str, str], list[str]
-]:
+def split_flags(
+    words: Sequence[str], booleans: set[str], aliases: Mapping[str, str]
+) -> tuple[dict[str, str], list[str]]:
     """Split argv words into flags (normalised name -> value) and positionals.
 
     Accepts `--flag=value` and `--flag value`; a flag in `booleans` takes no value unless given with `=`.

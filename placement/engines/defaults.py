@@ -20,17 +20,39 @@ class Precision:
 
 
 _QUANT_TO_WEIGHTS = {
-    "awq": "int4", "awq_marlin": "int4", "awq-marlin": "int4", "gptq": "int4", "gptq_marlin": "int4",
-    "gptq_marlin_24": "int4", "marlin": "int4", "int4": "int4", "bitsandbytes": "int4",
-    "bitsandbytes-nf4": "int4", "bitsandbytes-fp4": "int4", "w4a16": "int4", "gguf": "int4",
-    "fp8": "fp8", "fbgemm_fp8": "fp8", "fp8-dynamic": "fp8", "w8a8_fp8": "fp8", "modelopt": "fp8",
-    "int8": "int8", "w8a8_int8": "int8", "w8a8": "int8", "experts_int8": "int8", "eetq": "int8",
-    "mxfp4": "mxfp4", "modelopt_fp4": "int4", "nvfp4": "int4",
+    "awq": "int4",
+    "awq_marlin": "int4",
+    "awq-marlin": "int4",
+    "gptq": "int4",
+    "gptq_marlin": "int4",
+    "gptq_marlin_24": "int4",
+    "marlin": "int4",
+    "int4": "int4",
+    "bitsandbytes": "int4",
+    "bitsandbytes-nf4": "int4",
+    "bitsandbytes-fp4": "int4",
+    "w4a16": "int4",
+    "gguf": "int4",
+    "fp8": "fp8",
+    "fbgemm_fp8": "fp8",
+    "fp8-dynamic": "fp8",
+    "w8a8_fp8": "fp8",
+    "modelopt": "fp8",
+    "int8": "int8",
+    "w8a8_int8": "int8",
+    "w8a8": "int8",
+    "experts_int8": "int8",
+    "eetq": "int8",
+    "mxfp4": "mxfp4",
+    "modelopt_fp4": "int4",
+    "nvfp4": "int4",
 }
 _DTYPE_ALIASES = {"half": "fp16", "float16": "fp16", "bfloat16": "bf16", "float": "fp32", "float32": "fp32"}
 
 
-def precision(cfg: EngineConfig, native_dtype: str, name_quant: str | None, override: str | None) -> Precision:
+def precision(
+    cfg: EngineConfig, native_dtype: str, name_quant: str | None, override: str | None
+) -> Precision:
     """Weight and KV precision: the gpuplace.io/dtype annotation, else the engine's quantization flag,
     else what the model id says (-AWQ, -FP8), else the checkpoint's own dtype (`auto`)."""
     quant = override or cfg.quantization or name_quant
@@ -47,8 +69,12 @@ def precision(cfg: EngineConfig, native_dtype: str, name_quant: str | None, over
         weights = "fp16" if native_dtype == "fp16" else "bf16"
     if mxfp4_native:
         weights = "bf16"  # only the experts are mxfp4; memory.py splits them out
-    kv = "fp8" if (cfg.kv_cache_dtype or "").startswith("fp8") else "int8" if cfg.kv_cache_dtype == "int8" else (
-        "fp16" if weights == "fp16" or cfg.dtype in {"half", "float16", "fp16"} else "bf16"
+    kv = (
+        "fp8"
+        if (cfg.kv_cache_dtype or "").startswith("fp8")
+        else "int8"
+        if cfg.kv_cache_dtype == "int8"
+        else ("fp16" if weights == "fp16" or cfg.dtype in {"half", "float16", "fp16"} else "bf16")
     )
     return Precision(weights=weights, kv=kv, native_mxfp4_experts=mxfp4_native)
 

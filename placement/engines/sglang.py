@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 from placement.engines.base import (
     KV_CACHE_DTYPES,
     QUANTIZATIONS,
@@ -20,12 +22,23 @@ from placement.engines.base import (
 
 NAME = "sglang"
 _ENTRYPOINTS = ("sglang.launch_server",)
-BOOLEANS = {"trust-remote-code", "disable-cuda-graph", "enable-dp-attention", "disable-radix-cache",
-            "enable-torch-compile", "enable-ep-moe"}
+BOOLEANS = {
+    "trust-remote-code",
+    "disable-cuda-graph",
+    "enable-dp-attention",
+    "disable-radix-cache",
+    "enable-torch-compile",
+    "enable-ep-moe",
+}
 ALIASES = {
-    "tp": "tp-size", "tensor-parallel-size": "tp-size", "pp": "pp-size",
-    "pipeline-parallel-size": "pp-size", "dp": "dp-size", "data-parallel-size": "dp-size",
-    "model": "model-path", "max-model-len": "context-length",
+    "tp": "tp-size",
+    "tensor-parallel-size": "tp-size",
+    "pp": "pp-size",
+    "pipeline-parallel-size": "pp-size",
+    "dp": "dp-size",
+    "data-parallel-size": "dp-size",
+    "model": "model-path",
+    "max-model-len": "context-length",
 }
 
 
@@ -33,7 +46,7 @@ def detect(container: Container) -> bool:
     argv = container.argv
     if module_after(argv, _ENTRYPOINTS) is not None:
         return True
-    return any(w.rsplit("/", 1)[-1] == "sglang" and n == "serve" for w, n in zip(argv, argv[1:], strict=False))
+    return any(w.rsplit("/", 1)[-1] == "sglang" and n == "serve" for w, n in pairwise(argv))
 
 
 def parse(container: Container) -> EngineConfig:
@@ -59,8 +72,9 @@ def parse(container: Container) -> EngineConfig:
     if "max-running-requests" in flags:
         cfg.max_num_seqs = parse_int(flags["max-running-requests"], "max-running-requests", cfg)
     if "chunked-prefill-size" in flags:
-        cfg.max_num_batched_tokens = parse_int(flags["chunked-prefill-size"], "chunked-prefill-size", cfg,
-                                               minimum=-1)
+        cfg.max_num_batched_tokens = parse_int(
+            flags["chunked-prefill-size"], "chunked-prefill-size", cfg, minimum=-1
+        )
     if "mem-fraction-static" in flags:
         cfg.mem_fraction = parse_fraction(flags["mem-fraction-static"], "mem-fraction-static", cfg)
     if "dtype" in flags:

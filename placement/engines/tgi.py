@@ -24,11 +24,18 @@ _IMAGES = ("text-generation-inference",)
 BOOLEANS = {"trust-remote-code", "sharded", "disable-custom-kernels", "json-output"}
 # The launcher's env var for each flag (clap `env`), normalised flag name -> ENV.
 ENV_FOR_FLAG = {
-    "model-id": "MODEL_ID", "num-shard": "NUM_SHARD", "quantize": "QUANTIZE", "dtype": "DTYPE",
-    "max-total-tokens": "MAX_TOTAL_TOKENS", "max-input-tokens": "MAX_INPUT_TOKENS",
-    "max-input-length": "MAX_INPUT_LENGTH", "max-batch-prefill-tokens": "MAX_BATCH_PREFILL_TOKENS",
-    "max-batch-total-tokens": "MAX_BATCH_TOTAL_TOKENS", "max-concurrent-requests": "MAX_CONCURRENT_REQUESTS",
-    "cuda-memory-fraction": "CUDA_MEMORY_FRACTION", "kv-cache-dtype": "KV_CACHE_DTYPE",
+    "model-id": "MODEL_ID",
+    "num-shard": "NUM_SHARD",
+    "quantize": "QUANTIZE",
+    "dtype": "DTYPE",
+    "max-total-tokens": "MAX_TOTAL_TOKENS",
+    "max-input-tokens": "MAX_INPUT_TOKENS",
+    "max-input-length": "MAX_INPUT_LENGTH",
+    "max-batch-prefill-tokens": "MAX_BATCH_PREFILL_TOKENS",
+    "max-batch-total-tokens": "MAX_BATCH_TOTAL_TOKENS",
+    "max-concurrent-requests": "MAX_CONCURRENT_REQUESTS",
+    "cuda-memory-fraction": "CUDA_MEMORY_FRACTION",
+    "kv-cache-dtype": "KV_CACHE_DTYPE",
     "max-batch-size": "MAX_BATCH_SIZE",
 }
 
@@ -62,7 +69,9 @@ def parse(container: Container) -> EngineConfig:
     if "max-batch-size" in flags:
         cfg.max_num_seqs = parse_int(flags["max-batch-size"], "max-batch-size", cfg)
     if "max-batch-prefill-tokens" in flags:
-        cfg.max_num_batched_tokens = parse_int(flags["max-batch-prefill-tokens"], "max-batch-prefill-tokens", cfg)
+        cfg.max_num_batched_tokens = parse_int(
+            flags["max-batch-prefill-tokens"], "max-batch-prefill-tokens", cfg
+        )
     if "cuda-memory-fraction" in flags:
         cfg.mem_fraction = parse_fraction(flags["cuda-memory-fraction"], "cuda-memory-fraction", cfg)
     if "dtype" in flags:

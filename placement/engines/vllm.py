@@ -23,14 +23,28 @@ NAME = "vllm"
 _ENTRYPOINTS = ("vllm.entrypoints.openai.api_server", "vllm.entrypoints.api_server", "huggingfaceserver")
 _IMAGES = ("vllm-openai", "vllm/vllm", "kserve/huggingfaceserver", "vllm-tpu", "vllm-cuda")
 BOOLEANS = {
-    "enforce-eager", "enable-chunked-prefill", "no-enable-chunked-prefill", "trust-remote-code",
-    "enable-prefix-caching", "no-enable-prefix-caching", "disable-log-requests", "enable-expert-parallel",
-    "disable-custom-all-reduce", "enable-lora", "disable-log-stats", "enable-auto-tool-choice",
-    "disable-sliding-window", "enable-log-requests",
+    "enforce-eager",
+    "enable-chunked-prefill",
+    "no-enable-chunked-prefill",
+    "trust-remote-code",
+    "enable-prefix-caching",
+    "no-enable-prefix-caching",
+    "disable-log-requests",
+    "enable-expert-parallel",
+    "disable-custom-all-reduce",
+    "enable-lora",
+    "disable-log-stats",
+    "enable-auto-tool-choice",
+    "disable-sliding-window",
+    "enable-log-requests",
 }
 ALIASES = {
-    "tp": "tensor-parallel-size", "pp": "pipeline-parallel-size", "dp": "data-parallel-size",
-    "q": "quantization", "model-id": "model", "model-name-or-path": "model",
+    "tp": "tensor-parallel-size",
+    "pp": "pipeline-parallel-size",
+    "dp": "data-parallel-size",
+    "q": "quantization",
+    "model-id": "model",
+    "model-name-or-path": "model",
 }
 
 
