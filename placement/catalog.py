@@ -405,7 +405,9 @@ class GpuCatalog:
             return None
         return self._gpus[hit[0]], hit[1]
 
-    def mig_resource(self, resource: str, gpu: GpuSpec | None = None) -> tuple[GpuSpec | None, MigProfile] | None:
+    def mig_resource(
+        self, resource: str, gpu: GpuSpec | None = None
+    ) -> tuple[GpuSpec | None, MigProfile] | None:
         """'nvidia.com/mig-1g.10gb' (or '1g.10gb') -> (GPU, profile). The profile comes from `gpu` when
         given and it has one. Otherwise profile names repeat across GPUs (1g.10gb is the 1/7 slice of the
         80 GB A100/H100 and a 4-per-GPU profile of the A100-40GB): the GPU on which the profile fits most
