@@ -6,17 +6,18 @@ GPUPLACE_CHECKS__LOAD_GIB_PER_S=2.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
 from placement.catalog import GpuCatalog, default_gpu_catalog
 from placement.checks import CheckContext, CheckSettings
 from placement.findings import Code, Severity
-from placement.models import ModelCatalog, default_model_catalog
+from placement.models import ModelCatalog, ModelError, default_model_catalog, from_hf_config
 
 ENV_PREFIX = "GPUPLACE_"
 
@@ -51,6 +52,9 @@ class CatalogConfig(Strict):
     )
     prices: dict[str, float] = Field(default_factory=dict, description="GPU id -> $/GPU-hour")
     models: list[dict[str, Any]] = Field(default_factory=list, description="model entries; same schema")
+    hf_configs: dict[str, str] = Field(
+        default_factory=dict, description="model id -> path of its Hugging Face config.json"
+    )
 
 
 class WebhookConfig(Strict):
@@ -79,6 +83,7 @@ class Config(Strict):
     catalog: CatalogConfig = CatalogConfig()
     webhook: WebhookConfig = WebhookConfig()
     extender: ExtenderConfig = ExtenderConfig()
+    _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
 
     @field_validator("severity")
     @classmethod
@@ -94,8 +99,25 @@ class Config(Strict):
         models: ModelCatalog = default_model_catalog()
         if self.catalog.models:
             models = models.with_models(self.catalog.models)
+        if self.catalog.hf_configs:
+            models = _with_hf_configs(models, self.catalog.hf_configs, self._base_dir)
         settings = CheckSettings(**self.checks.model_dump(), severity_overrides=dict(self.severity))
         return CheckContext(gpus=gpus, models=models, settings=settings)
+
+
+def _with_hf_configs(models: ModelCatalog, paths: dict[str, str], base: Path) -> ModelCatalog:
+    """Architectures read from Hugging Face config.json files the user points at (relative to the config)."""
+    archs = []
+    for model_id, raw_path in paths.items():
+        path = (base / raw_path).expanduser()
+        try:
+            config = json.loads(path.read_text(encoding="utf-8"))
+            archs.append(from_hf_config(config, model_id))
+        except OSError as exc:
+            raise ConfigError(f"catalog.hf_configs.{model_id}: cannot read {path}: {exc.strerror}") from exc
+        except (json.JSONDecodeError, ModelError) as exc:
+            raise ConfigError(f"catalog.hf_configs.{model_id}: {path}: {exc}") from exc
+    return ModelCatalog([*models, *archs], [a.id for a in models.shape_references])
 
 
 def _gpu_catalog(cfg: CatalogConfig) -> GpuCatalog:
@@ -128,9 +150,13 @@ def load_config(path: str | None = None, environ: dict[str, str] | None = None) 
             data.setdefault(section, {})[field_name] = value
     try:
         config = Config.model_validate(data)
+        if path:
+            config._base_dir = Path(path).resolve().parent
         config.check_context()  # catalog overrides are validated here too
     except ValidationError as exc:
         raise ConfigError(f"config {path or '(defaults)'}: " + _first_error(exc)) from exc
+    except ConfigError:
+        raise
     except (KeyError, ValueError) as exc:
         raise ConfigError(f"config {path or '(defaults)'}: {exc}") from exc
     return config
