@@ -74,5 +74,5 @@ def test_bad_hf_config_names_the_entry(tmp_path):
     (tmp_path / "broken.json").write_text("{}")
     path = tmp_path / "c.yaml"
     path.write_text("catalog:\n  hf_configs:\n    acme/x: broken.json\n")
-    with pytest.raises(ConfigError, match="catalog.hf_configs.acme/x"):
+    with pytest.raises(ConfigError, match=r"catalog\.hf_configs\.acme/x"):
         load_config(str(path), environ={})
