@@ -10,7 +10,7 @@ from gpuplace.cli import EXIT_FINDINGS, EXIT_OK, UsageError
 from gpuplace.config import ConfigError, load_config
 from placement.engines import EngineConfig
 from placement.engines.defaults import default_max_model_len, precision, setup_for
-from placement.memory import GIB, MemoryEstimate, estimate
+from placement.memory import GIB, MemoryEstimate, ServingSetup, estimate
 from placement.models import ModelError, Resolved, from_hf_config
 
 HELP = """Show how gpuplace sizes a model on a GPU: weights, activations, KV cache, and whether it fits.
@@ -111,7 +111,7 @@ def render(resolved: Resolved, gpu_id: str, est: MemoryEstimate) -> str:
     rows = [
         ("model", f"{resolved.arch.id} ({resolved.how}{', ' + resolved.quant if resolved.quant else ''})"),
         ("gpu", f"{gpu_id}: {s.usable_gib:.2f} GiB usable"),
-        ("engine", f"{s.engine} tp={s.tp} pp={s.pp} weights={s.weight_dtype} kv={s.kv_dtype}"),
+        ("engine", f"{s.engine} tp={s.tp} pp={s.pp} weights={_weights(s)} kv={s.kv_dtype}"),
         ("budget", f"{_g(est.budget_bytes)} GiB ({s.usable_gib:.1f} x {s.mem_fraction:.2f})"),
         ("weights", f"{_g(est.weights_bytes)} GiB per GPU"),
         (
@@ -134,6 +134,10 @@ def render(resolved: Resolved, gpu_id: str, est: MemoryEstimate) -> str:
     ]
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"{k.ljust(width)}  {v}" for k, v in rows)
+
+
+def _weights(setup: ServingSetup) -> str:
+    return "mxfp4 experts + bf16" if setup.native_mxfp4_experts else setup.weight_dtype
 
 
 def _g(nbytes: float) -> str:
