@@ -174,7 +174,12 @@ def weight_bytes_per_rank(arch: ModelArch, setup: ServingSetup) -> float:
 
 def _body_bytes(arch: ModelArch, body_params: int, setup: ServingSetup) -> float:
     if not setup.native_mxfp4_experts or arch.moe is None:
-        return body_params * WEIGHT_BYTES[setup.weight_dtype]
+        # Quantized checkpoints keep some layers in 16 bits (e.g. Meta's 405B-FP8 keeps attention and the
+        # first and last FFN in bf16; vision towers are rarely quantized).
+        kept = min(arch.unquantized_params + arch.vision_params, body_params)
+        if WEIGHT_BYTES[setup.weight_dtype] >= WEIGHT_BYTES["bf16"]:
+            kept = 0
+        return (body_params - kept) * WEIGHT_BYTES[setup.weight_dtype] + kept * WEIGHT_BYTES["bf16"]
     moe = arch.moe
     moe_layers = arch.layers - moe.dense_layers
     expert_params = moe_layers * moe.experts * 3 * arch.hidden * moe.moe_intermediate
