@@ -191,7 +191,10 @@ def _gpu_container(raw: Any, index: int, path: tuple[str, ...] | None) -> GpuCon
     resources = _mapping(c.get("resources") or {}, f"{where}.resources")
     limits = {**_str_map(resources.get("requests")), **_str_map(resources.get("limits"))}
     gpus = _quantity_int(limits.get(GPU_RESOURCE, "0"), f"{where}.resources.limits[{GPU_RESOURCE}]")
-    mig = next((k[len(MIG_PREFIX) :] for k in limits if k.startswith(MIG_PREFIX)), None)
+    mig_key = next((k for k in limits if k.startswith(MIG_PREFIX)), None)
+    mig = mig_key[len(MIG_PREFIX) :] if mig_key else None
+    if mig_key:  # a MIG device counts as one GPU of its own tier (design.md)
+        gpus += _quantity_int(limits[mig_key], f"{where}.resources.limits[{mig_key}]")
     container = Container(
         name=name,
         image=str(c.get("image") or ""),

@@ -428,3 +428,29 @@ def test_annotations_size_a_server_gpuplace_cannot_read(ctx):
 def test_pods_without_gpus_are_ignored(ctx):
     obj = vllm("meta-llama/Llama-3.1-70B-Instruct", gpus=0)
     assert run(ctx, obj) == []
+
+
+# --- MIG slices are tiers of their own ---------------------------------------------------------------
+
+
+def _mig(model: str, profile: str, *flags: str) -> dict[str, Any]:
+    obj = vllm(model, *flags, product=A100_80)
+    limits = obj["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]
+    del limits["nvidia.com/gpu"]
+    limits[f"nvidia.com/mig-{profile}"] = 1
+    return obj
+
+
+def test_model_too_big_for_its_mig_slice_is_denied(ctx):
+    f = by_code(
+        run(ctx, _mig("meta-llama/Llama-3.1-8B-Instruct", "1g.10gb", "--max-model-len", "4096")),
+        Code.OOM_RISK,
+    )
+    assert f.effective_severity == Severity.ERROR and "MIG-1g.10gb" in f.message
+
+
+def test_small_model_fits_its_mig_slice(ctx):
+    found = run(
+        ctx, _mig("Qwen/Qwen2.5-1.5B-Instruct", "3g.40gb", "--max-model-len", "4096", "--max-num-seqs", "32")
+    )
+    assert Code.OOM_RISK.value not in codes(found) and Code.CONFIG_INVALID.value not in codes(found)

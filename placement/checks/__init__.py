@@ -48,10 +48,9 @@ def check_serving(s: Serving, ctx: CheckContext) -> list[Finding]:
     out, fitting = fit_findings(s, ctx)
     if s.resolved_estimated:
         out.append(_estimated_note(s))
-    if not s.workload.tier.pinned or not fitting:
+    if not fitting or not (s.workload.tier.pinned or s.container.mig_profile):
         return out
-    gpu = min((ctx.gpus.get(gid) for gid in fitting), key=lambda g: g.price_per_hour)
-    est = fitting[gpu.id]
+    gpu, est = min(fitting.values(), key=lambda ge: ge[0].price_per_hour)
     out.extend(kv_starved(s, ctx, gpu, est))
     out.extend(tier_findings(s, ctx, gpu, est))
     out.extend(batch_size(s, ctx, gpu, est))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from placement.catalog import GpuSpec
+from placement.catalog import GpuSpec, MigProfile
 from placement.checks.settings import CheckContext
 from placement.engines.defaults import Precision
 from placement.findings import Code, Finding, Severity, gib
@@ -98,14 +98,42 @@ def _valid_tps(heads: int) -> str:
     return "{" + ",".join(str(t) for t in (1, 2, 4, 8, 16) if heads % t == 0) + "}"
 
 
-def fit_findings(s: Serving, ctx: CheckContext) -> tuple[list[Finding], dict[str, MemoryEstimate]]:
-    """oom-risk findings, and the estimates of the tiers that fit (by GPU id) for the checks after."""
+Fitting = dict[str, tuple[GpuSpec, MemoryEstimate]]
+
+
+def mig_tier(gpu: GpuSpec, profile: MigProfile) -> GpuSpec:
+    """A MIG slice as a tier of its own: its share of the memory CUDA reports and of the price."""
+    share = profile.memory_gib / gpu.memory_gib
+    return replace(
+        gpu,
+        id=f"{gpu.id}/{profile.name}",
+        usable_gib=round(gpu.usable_gib * share, 2),
+        price_per_hour=gpu.price_per_hour * profile.slices / 7,
+        gfd_products=tuple(f"{p}-MIG-{profile.name}" for p in gpu.gfd_products[:1]),
+        mig_profiles=(),
+        nvlink_domain_gpus=1,
+    )
+
+
+def tier_candidates(s: Serving, ctx: CheckContext) -> tuple[list[GpuSpec], bool]:
+    """(GPUs the pod may land on, whether it is pinned). A MIG resource pins the slice itself."""
     pin = s.workload.tier
-    candidates = list(pin.gpus) if pin.pinned else _cluster_or_catalog(ctx)
+    if s.container.mig_profile:
+        hit = ctx.gpus.mig_resource(s.container.mig_profile, pin.gpus[0] if pin.pinned else None)
+        if hit is not None and hit[0] is not None:
+            return [mig_tier(hit[0], hit[1])], True
+    if pin.pinned:
+        return list(pin.gpus), True
+    return _cluster_or_catalog(ctx), False
+
+
+def fit_findings(s: Serving, ctx: CheckContext) -> tuple[list[Finding], Fitting]:
+    """oom-risk findings, and the tiers that fit (by id, with their estimates) for the checks after."""
+    candidates, pinned = tier_candidates(s, ctx)
     estimates = {gpu.id: s.estimate(gpu) for gpu in candidates}
-    fitting = {gid: e for gid, e in estimates.items() if e.fits}
+    fitting = {gpu.id: (gpu, estimates[gpu.id]) for gpu in candidates if estimates[gpu.id].fits}
     failing = [gpu for gpu in candidates if gpu.id not in fitting]
-    if not pin.pinned:
+    if not pinned:
         return _unpinned(s, ctx, candidates, fitting, failing), fitting
     out: list[Finding] = []
     if not fitting:
@@ -147,7 +175,7 @@ def _unpinned(
     s: Serving,
     ctx: CheckContext,
     candidates: list[GpuSpec],
-    fitting: dict[str, MemoryEstimate],
+    fitting: Fitting,
     failing: list[GpuSpec],
 ) -> list[Finding]:
     where = "in the cluster" if ctx.cluster_tiers else "in the catalog"
@@ -161,7 +189,7 @@ def _unpinned(
         ]
     if not failing:
         return []
-    cheapest = min((ctx.gpus.get(gid) for gid in fitting), key=lambda g: g.price_per_hour)
+    cheapest = min((gpu for gpu, _ in fitting.values()), key=lambda g: g.price_per_hour)
     small = ", ".join(sorted({g.id for g in failing})[:4]) + (", ..." if len(failing) > 4 else "")
     detail = (
         f"pins no GPU tier and would not fit {small} at tp={s.engine.tp}. Cheapest that fits: "
