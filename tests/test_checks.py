@@ -454,3 +454,21 @@ def test_small_model_fits_its_mig_slice(ctx):
         ctx, _mig("Qwen/Qwen2.5-1.5B-Instruct", "3g.40gb", "--max-model-len", "4096", "--max-num-seqs", "32")
     )
     assert Code.OOM_RISK.value not in codes(found) and Code.CONFIG_INVALID.value not in codes(found)
+
+
+def test_fp8_checkpoint_on_t4_is_config_invalid(ctx):
+    f = by_code(
+        run(
+            ctx,
+            vllm("RedHatAI/Llama-3.1-8B-Instruct-FP8-dynamic", "--max-model-len", "4096", product="Tesla-T4"),
+        ),
+        Code.CONFIG_INVALID,
+    )
+    assert f.effective_severity == Severity.ERROR and "compute capability >= 8.0" in f.message
+
+
+def test_fp8_checkpoint_on_l4_is_valid(ctx):
+    found = run(
+        ctx, vllm("RedHatAI/Llama-3.1-8B-Instruct-FP8-dynamic", "--max-model-len", "4096", product=L4)
+    )
+    assert Code.CONFIG_INVALID.value not in codes(found)

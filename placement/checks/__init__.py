@@ -9,11 +9,11 @@ from typing import Any
 
 from placement.autoscaling import Autoscaler, extract_autoscaler, is_autoscaler
 from placement.checks.autoscaling import autoscaler_findings
-from placement.checks.fit import config_invalid, fit_findings, kv_starved, unknown_model
+from placement.checks.fit import config_invalid, fit_findings, kv_starved, tier_invalid, unknown_model
 from placement.checks.settings import CheckContext, CheckSettings
 from placement.checks.throughput import batch_size, low_throughput
 from placement.checks.tier import tier_findings
-from placement.findings import Code, Finding, apply_severity_overrides
+from placement.findings import Code, Finding, Severity, apply_severity_overrides
 from placement.serving import Serving, resolve
 from placement.workload import Workload, WorkloadError, extract
 
@@ -42,10 +42,11 @@ def check_workload(workload: Workload, ctx: CheckContext) -> list[Finding]:
 def check_serving(s: Serving, ctx: CheckContext) -> list[Finding]:
     if s.resolved is None:
         return unknown_model(s)
-    invalid = config_invalid(s)
-    if invalid:
+    invalid = config_invalid(s) or tier_invalid(s, ctx)
+    if any(f.effective_severity == Severity.ERROR for f in invalid):
         return invalid  # memory figures of a config the engine rejects would only add noise
     out, fitting = fit_findings(s, ctx)
+    out = invalid + out
     if s.resolved_estimated:
         out.append(_estimated_note(s))
     if not fitting or not (s.workload.tier.pinned or s.container.mig_profile):

@@ -94,6 +94,43 @@ def config_invalid(s: Serving) -> list[Finding]:
     return out
 
 
+def unsupported_reason(s: Serving, gpu: GpuSpec) -> str | None:
+    """Why the engine would refuse this precision on this GPU (vLLM: FP8 kernels, even weight-only
+    Marlin, need compute capability 8.0; bfloat16 needs 8.0)."""
+    if s.precision is None or not gpu.compute_capability:
+        return None
+    major = int(gpu.compute_capability.split(".")[0])
+    if major < 8 and (s.precision.weights == "fp8" or s.precision.kv == "fp8"):
+        return f"FP8 needs compute capability >= 8.0; {gpu_label(gpu)} is {gpu.compute_capability}"
+    if s.engine.dtype in {"bfloat16", "bf16"} and not gpu.supports_bf16:
+        return (
+            f"--dtype bfloat16 needs compute capability >= 8.0; {gpu_label(gpu)} is {gpu.compute_capability}"
+        )
+    return None
+
+
+def tier_invalid(s: Serving, ctx: CheckContext) -> list[Finding]:
+    """config-invalid when no pinned tier can run the configured precision (warning if only some cannot)."""
+    candidates, pinned = tier_candidates(s, ctx)
+    if not pinned:
+        return []
+    reasons = [(gpu, r) for gpu in candidates if (r := unsupported_reason(s, gpu))]
+    if not reasons:
+        return []
+    severity = Severity.ERROR if len(reasons) == len(candidates) else Severity.WARNING
+    gpu, reason = reasons[0]
+    fix = "Use an Ampere or newer tier, or a bf16/fp16 build."
+    return [
+        finding(
+            s,
+            Code.CONFIG_INVALID,
+            f"{s.engine.engine} would refuse to start: {reason}. {fix}",
+            severity,
+            tier=gpu.id,
+        )
+    ]
+
+
 def _valid_tps(heads: int) -> str:
     return "{" + ",".join(str(t) for t in (1, 2, 4, 8, 16) if heads % t == 0) + "}"
 
