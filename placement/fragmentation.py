@@ -71,21 +71,32 @@ class ShapeDistribution:
         self._arrays: dict[tuple[str, ...], ShapeArrays] = {}
 
     @classmethod
-    def from_pods(cls, pods: Iterable[PodRequest], coverage: float = DEFAULT_COVERAGE) -> ShapeDistribution:
-        """The most frequent shapes covering `coverage` of the pods (ties: larger shapes first)."""
+    def from_pods(cls, pods: Iterable[PodRequest], coverage: float = 1.0) -> ShapeDistribution:
+        """Shapes weighted by how many pods have them; with `coverage` < 1 only the most frequent ones
+        that together make up that share of the pods (the paper's "typical pods")."""
         counts = Counter(TaskShape.of(p) for p in pods)
         if not counts:
             raise ValueError("no pods to build a shape distribution from")
-        ranked = sorted(counts.items(), key=lambda kv: (kv[1], kv[0]), reverse=True)
-        total = sum(counts.values())
-        kept: list[tuple[TaskShape, int]] = []
-        covered = 0
-        for shape, n in ranked:
-            if covered >= coverage * total:
+        return cls(counts.keys(), counts.values()).typical(coverage)
+
+    def typical(self, coverage: float = DEFAULT_COVERAGE) -> ShapeDistribution:
+        """The most frequent shapes covering `coverage` of the weight, renormalized (ties: larger
+        shapes first)."""
+        ranked = sorted(zip(self.weights, self.shapes, strict=True), reverse=True)
+        kept: list[tuple[float, TaskShape]] = []
+        covered = 0.0
+        for w, shape in ranked:
+            if covered >= coverage - 1e-12:
                 break
-            kept.append((shape, n))
-            covered += n
-        return cls((s for s, _ in kept), (n for _, n in kept))
+            kept.append((w, shape))
+            covered += w
+        return ShapeDistribution((s for _, s in kept), (w for w, _ in kept))
+
+    def by_gpu_demand(self) -> ShapeDistribution:
+        """The same shapes weighted by their share of GPU demand instead of pod count (CPU-only
+        shapes keep the weight of one milli-GPU per pod so they do not vanish)."""
+        demand = [w * max(1, s.gpu_milli * s.num_gpu) for s, w in zip(self.shapes, self.weights, strict=True)]
+        return ShapeDistribution(self.shapes, demand)
 
     def __len__(self) -> int:
         return len(self.shapes)

@@ -13,7 +13,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from placement.fragmentation import NodeStates, ShapeArrays, ShapeDistribution, TaskShape, frag_amount
+from placement.fragmentation import (
+    DEFAULT_COVERAGE,
+    NodeStates,
+    ShapeArrays,
+    ShapeDistribution,
+    TaskShape,
+    frag_amount,
+)
 from placement.policies.base import (
     NodeCache,
     PolicyContext,
@@ -35,7 +42,7 @@ class Fgd:
     def __init__(self, ctx: PolicyContext, quantized: bool = True) -> None:
         if ctx.shapes is None:
             raise ValueError("FGD needs the workload's shape distribution")
-        self.shapes: ShapeDistribution = ctx.shapes
+        self.shapes: ShapeDistribution = ctx.shapes.typical(DEFAULT_COVERAGE)
         self.quantized = quantized
         self.cache = NodeCache()
 
