@@ -173,6 +173,30 @@ def _without_nvlink(pod: PodRequest) -> PodRequest:
     return PodRequest(pod.name, pod.cpu_milli, pod.memory_mib, pod.num_gpu, pod.gpu_milli, pod.gpu_models)
 
 
+CURVE_POINTS = 130  # the allocation curve runs over arrived demand 0..130 %
+
+
+@dataclass(frozen=True)
+class ReplaySummary:
+    """What a report keeps of one replay: small enough to pass between processes by the hundred."""
+
+    trace: str
+    policy: str
+    seed: int
+    unallocated: float  # GPU % of capacity unallocated at 100 % arrived demand
+    curve: tuple[float, ...]  # allocated GPU % at arrived 0..CURVE_POINTS %
+    pods: int
+    failed: int
+    seconds: float
+    nvlink: NvlinkStats | None = None
+
+    @classmethod
+    def of(cls, trace: str, result: ReplayResult, seconds: float, nvlink: bool) -> ReplaySummary:
+        curve = tuple(float(x) for x in result.curve(CURVE_POINTS))
+        return cls(trace, result.policy, result.seed, result.unallocated_at(100), curve, result.pods,
+                   result.failed, seconds, result.nvlink if nvlink else None)
+
+
 @dataclass(frozen=True)
 class Summary:
     """Mean and sample standard deviation of a figure over seeds."""
@@ -191,4 +215,5 @@ class Summary:
         return f"{self.mean:.2f}±{self.sd:.2f}"
 
 
-__all__ = ["MILLI", "NvlinkStats", "ReplayConfig", "ReplayResult", "Summary", "build_workload", "replay"]
+__all__ = ["MILLI", "NvlinkStats", "ReplayConfig", "ReplayResult", "ReplaySummary", "Summary",
+           "build_workload", "replay"]

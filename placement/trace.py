@@ -51,6 +51,23 @@ OPENB_NVLINK: Mapping[str, NvlinkLayout] = {
 }
 
 
+# Unallocated GPU % at 100 % arrived demand, mean and sd over 10 seeds, as published for these files by
+# Weng et al., "Beware of Fragmentation" (USENIX ATC'23); gpushare20 and gpuspec05 were not published.
+OPENB_PUBLISHED: Mapping[str, Mapping[str, tuple[float, float]]] = {
+    "default": {"fgd": (4.77, 0.11), "best-fit": (7.14, 0.14), "random": (13.70, 0.33)},
+    "gpushare60": {"fgd": (8.75, 0.13), "best-fit": (10.94, 0.18), "random": (17.19, 0.35)},
+    "gpushare100": {"fgd": (13.36, 0.16), "best-fit": (15.38, 0.22), "random": (21.10, 0.15)},
+    "gpuspec10": {"fgd": (5.34, 0.19), "best-fit": (6.90, 0.21), "random": (13.74, 0.25)},
+    "gpuspec20": {"fgd": (5.34, 0.13), "best-fit": (11.54, 0.12), "random": (14.10, 0.35)},
+    "gpuspec25": {"fgd": (6.09, 0.11), "best-fit": (14.33, 0.20), "random": (14.58, 0.34)},
+    "gpuspec33": {"fgd": (12.16, 0.18), "best-fit": (19.61, 0.27), "random": (16.13, 0.26)},
+    "multigpu20": {"fgd": (4.47, 0.16), "best-fit": (6.27, 0.25), "random": (13.08, 0.52)},
+    "multigpu30": {"fgd": (3.64, 0.10), "best-fit": (5.43, 0.24), "random": (13.37, 0.47)},
+    "multigpu40": {"fgd": (3.09, 0.10), "best-fit": (4.90, 0.23), "random": (14.62, 0.76)},
+    "multigpu50": {"fgd": (2.91, 0.11), "best-fit": (4.38, 0.18), "random": (18.72, 0.83)},
+}
+
+
 class TraceError(ValueError):
     """Bad trace input; the message starts with `file:line: column:`."""
 

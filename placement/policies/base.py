@@ -46,14 +46,20 @@ class Policy(Protocol):
 
 
 def extender_scores(policy: Policy, cluster: Cluster, pod: PodRequest, nodes: IntArray) -> IntArray:
-    """Scores 0..10 for kube-scheduler's extender protocol: the policy's scores stretched min..max."""
+    """Scores 0..10 for kube-scheduler's extender protocol (`/prioritize`), one per node in `nodes`.
+
+    The node the policy would pick itself (`pick_best`, ties to the lowest position) gets 10 alone; the
+    others are stretched over 0..9 by score, so the scheduler's own coarse scale cannot turn the
+    policy's choice into a tie that it breaks at random.
+    """
     raw = policy.score(cluster, pod, nodes)
     if not len(raw):
         return np.zeros(0, dtype=np.int64)
     lo, hi = float(raw.min()), float(raw.max())
-    if hi <= lo:
-        return np.full(len(raw), EXTENDER_MAX_SCORE, dtype=np.int64)
-    return np.rint((raw - lo) / (hi - lo) * EXTENDER_MAX_SCORE).astype(np.int64)
+    span = hi - lo if hi > lo else 1.0
+    out = np.floor((raw - lo) / span * (EXTENDER_MAX_SCORE - 1)).astype(np.int64)
+    out[pick_best(raw, np.arange(len(raw)))] = EXTENDER_MAX_SCORE
+    return out
 
 
 def pick_best(scores: FloatArray, tie_rank: IntArray) -> int:
