@@ -141,7 +141,7 @@ def replay(nodes: Sequence[GpuNode], pods: Sequence[PodRequest], policy_name: st
         pods = with_nvlink_required(list(pods))
     shapes = shapes or ShapeDistribution.from_pods(pods)
     policy = make_policy(policy_name, PolicyContext(shapes=shapes, rng=policy_rng, nvlink=cfg.nvlink))
-    aware = bool(getattr(policy, "nvlink_aware", False))
+    aware = policy.nvlink_aware
     work = build_workload(pods, cluster.gpu_capacity_milli, workload_rng, cfg)
 
     arrived = np.zeros(len(work), dtype=np.int64)

@@ -35,6 +35,7 @@ class PolicyContext:
 
 class Policy(Protocol):
     name: str
+    nvlink_aware: bool  # enforces NVLink domains for pods that need one (else it ignores them)
 
     def score(self, cluster: Cluster, pod: PodRequest, nodes: IntArray) -> FloatArray:
         """One score per node in `nodes` (all feasible for the pod); higher is better."""
