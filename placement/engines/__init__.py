@@ -5,17 +5,13 @@ from __future__ import annotations
 from placement.engines import sglang, tgi, trtllm, vllm
 from placement.engines.base import Container, EngineConfig
 
-# Order matters only for images that could match several (none today); explicit entrypoints win.
+# The first engine that recognises the container parses it; no two engines claim the same container.
 ENGINES = (vllm, sglang, tgi, trtllm)
 
 
 def parse_container(container: Container) -> EngineConfig | None:
     """The engine config of a container, or None when it runs no engine gpuplace knows."""
-    argv = container.argv
     for engine in ENGINES:
-        if engine.detect(container) and (container.command or container.args or argv):
-            return engine.parse(container)
-    for engine in ENGINES:  # image-only detection (entrypoint from the image, no args given)
         if engine.detect(container):
             return engine.parse(container)
     return None

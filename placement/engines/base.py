@@ -229,6 +229,56 @@ def parse_bool(value: str) -> bool:
     return value.lower() not in {"false", "0", "no", "off"}
 
 
+@dataclass(frozen=True)
+class Setting:
+    """How one engine flag sets one `EngineConfig` attribute. `kind`: int | fraction | choice | bool |
+    not (a `--no-...` flag that turns the attribute off). `name` is the flag as messages spell it."""
+
+    attr: str
+    kind: str
+    name: str = ""
+    choices: frozenset[str] = frozenset()
+    minimum: int = 1
+
+
+def int_setting(attr: str, name: str = "", minimum: int = 1) -> Setting:
+    return Setting(attr, "int", name, minimum=minimum)
+
+
+def choice_setting(attr: str, choices: set[str], name: str = "") -> Setting:
+    return Setting(attr, "choice", name, frozenset(choices))
+
+
+def apply_settings(flags: Mapping[str, str], cfg: EngineConfig, table: Mapping[str, Setting]) -> None:
+    """Set every attribute the table maps a given flag to; a value that fails to parse leaves the default
+    in place and is recorded in `cfg.problems` (or `cfg.unknown` for valueFrom)."""
+    for flag, setting in table.items():
+        if flag not in flags:
+            continue
+        value, name = flags[flag], setting.name or flag
+        parsed: object
+        if setting.kind == "int":
+            parsed = parse_int(value, name, cfg, minimum=setting.minimum)
+        elif setting.kind == "fraction":
+            parsed = parse_fraction(value, name, cfg)
+        elif setting.kind == "choice":
+            parsed = parse_choice(value, name, set(setting.choices), cfg)
+        elif setting.kind == "bool":
+            parsed = parse_bool(value)
+        else:
+            parsed = False
+        if parsed is not None:
+            setattr(cfg, setting.attr, parsed)
+
+
+def set_model(cfg: EngineConfig, model: str | None) -> None:
+    """The served model, unless it comes from valueFrom (then it is unknown, not empty)."""
+    if model is not None and is_unknown(model):
+        cfg.unknown.add("model")
+        model = None
+    cfg.model = model
+
+
 _VERSION = re.compile(r"v?(\d+)\.(\d+)(?:\.(\d+))?")
 
 

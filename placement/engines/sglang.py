@@ -10,35 +10,37 @@ from placement.engines.base import (
     WEIGHT_DTYPES,
     Container,
     EngineConfig,
+    Setting,
+    apply_settings,
+    choice_setting,
     image_version,
-    is_unknown,
+    int_setting,
     module_after,
-    parse_bool,
-    parse_choice,
-    parse_fraction,
-    parse_int,
+    set_model,
     split_flags,
 )
 
 NAME = "sglang"
 _ENTRYPOINTS = ("sglang.launch_server",)
-BOOLEANS = {
-    "trust-remote-code",
-    "disable-cuda-graph",
-    "enable-dp-attention",
-    "disable-radix-cache",
-    "enable-torch-compile",
-    "enable-ep-moe",
-}
+BOOLEANS = {"trust-remote-code", "disable-cuda-graph", "enable-dp-attention", "disable-radix-cache",
+            "enable-torch-compile", "enable-ep-moe"}  # fmt: skip
 ALIASES = {
-    "tp": "tp-size",
-    "tensor-parallel-size": "tp-size",
-    "pp": "pp-size",
-    "pipeline-parallel-size": "pp-size",
-    "dp": "dp-size",
-    "data-parallel-size": "dp-size",
-    "model": "model-path",
-    "max-model-len": "context-length",
+    "tp": "tp-size", "tensor-parallel-size": "tp-size", "pp": "pp-size",
+    "pipeline-parallel-size": "pp-size", "dp": "dp-size", "data-parallel-size": "dp-size",
+    "model": "model-path", "max-model-len": "context-length",
+}  # fmt: skip
+SETTINGS = {
+    "tp-size": int_setting("tp"),
+    "pp-size": int_setting("pp"),
+    "dp-size": int_setting("dp"),
+    "context-length": int_setting("max_model_len"),
+    "max-running-requests": int_setting("max_num_seqs"),
+    "chunked-prefill-size": int_setting("max_num_batched_tokens", minimum=-1),  # -1 disables chunking
+    "mem-fraction-static": Setting("mem_fraction", "fraction"),
+    "dtype": choice_setting("dtype", WEIGHT_DTYPES),
+    "quantization": choice_setting("quantization", QUANTIZATIONS),
+    "kv-cache-dtype": choice_setting("kv_cache_dtype", KV_CACHE_DTYPES),
+    "disable-cuda-graph": Setting("enforce_eager", "bool"),
 }
 
 
@@ -56,33 +58,6 @@ def parse(container: Container) -> EngineConfig:
         start = next(i + 2 for i, w in enumerate(argv) if w.rsplit("/", 1)[-1] == "sglang")
     flags, positionals = split_flags(argv[start:], BOOLEANS, ALIASES)
     cfg = EngineConfig(engine=NAME, flags=flags, version=image_version(container.image))
-    model = flags.get("model-path") or (positionals[0] if positionals else None)
-    if model is not None and is_unknown(model):
-        cfg.unknown.add("model")
-        model = None
-    cfg.model = model
-    if "tp-size" in flags:
-        cfg.tp = parse_int(flags["tp-size"], "tp-size", cfg) or cfg.tp
-    if "pp-size" in flags:
-        cfg.pp = parse_int(flags["pp-size"], "pp-size", cfg) or cfg.pp
-    if "dp-size" in flags:
-        cfg.dp = parse_int(flags["dp-size"], "dp-size", cfg) or cfg.dp
-    if "context-length" in flags:
-        cfg.max_model_len = parse_int(flags["context-length"], "context-length", cfg)
-    if "max-running-requests" in flags:
-        cfg.max_num_seqs = parse_int(flags["max-running-requests"], "max-running-requests", cfg)
-    if "chunked-prefill-size" in flags:
-        cfg.max_num_batched_tokens = parse_int(
-            flags["chunked-prefill-size"], "chunked-prefill-size", cfg, minimum=-1
-        )
-    if "mem-fraction-static" in flags:
-        cfg.mem_fraction = parse_fraction(flags["mem-fraction-static"], "mem-fraction-static", cfg)
-    if "dtype" in flags:
-        cfg.dtype = parse_choice(flags["dtype"], "dtype", WEIGHT_DTYPES, cfg)
-    if "quantization" in flags:
-        cfg.quantization = parse_choice(flags["quantization"], "quantization", QUANTIZATIONS, cfg)
-    if "kv-cache-dtype" in flags:
-        cfg.kv_cache_dtype = parse_choice(flags["kv-cache-dtype"], "kv-cache-dtype", KV_CACHE_DTYPES, cfg)
-    if "disable-cuda-graph" in flags:
-        cfg.enforce_eager = parse_bool(flags["disable-cuda-graph"])
+    set_model(cfg, flags.get("model-path") or (positionals[0] if positionals else None))
+    apply_settings(flags, cfg, SETTINGS)
     return cfg

@@ -6,16 +6,27 @@ from __future__ import annotations
 from placement.engines.base import (
     Container,
     EngineConfig,
+    Setting,
+    apply_settings,
     image_version,
-    is_unknown,
+    int_setting,
     module_after,
-    parse_fraction,
-    parse_int,
+    set_model,
     split_flags,
 )
 
 NAME = "trtllm"
 BOOLEANS = {"trust-remote-code"}
+SETTINGS = {  # messages spell the flags as trtllm-serve does, with underscores
+    "tp-size": int_setting("tp", "tp_size"),
+    "pp-size": int_setting("pp", "pp_size"),
+    "max-seq-len": int_setting("max_model_len", "max_seq_len"),
+    "max-batch-size": int_setting("max_num_seqs", "max_batch_size"),
+    "max-num-tokens": int_setting("max_num_batched_tokens", "max_num_tokens"),
+    "kv-cache-free-gpu-memory-fraction": Setting(
+        "mem_fraction", "fraction", "kv_cache_free_gpu_memory_fraction"
+    ),
+}
 
 
 def detect(container: Container) -> bool:
@@ -29,23 +40,6 @@ def parse(container: Container) -> EngineConfig:
     if positionals and positionals[0] == "serve":
         positionals = positionals[1:]
     cfg = EngineConfig(engine=NAME, flags=flags, version=image_version(container.image))
-    model = positionals[0] if positionals else flags.get("model")
-    if model is not None and is_unknown(model):
-        cfg.unknown.add("model")
-        model = None
-    cfg.model = model
-    if "tp-size" in flags:
-        cfg.tp = parse_int(flags["tp-size"], "tp_size", cfg) or cfg.tp
-    if "pp-size" in flags:
-        cfg.pp = parse_int(flags["pp-size"], "pp_size", cfg) or cfg.pp
-    if "max-seq-len" in flags:
-        cfg.max_model_len = parse_int(flags["max-seq-len"], "max_seq_len", cfg)
-    if "max-batch-size" in flags:
-        cfg.max_num_seqs = parse_int(flags["max-batch-size"], "max_batch_size", cfg)
-    if "max-num-tokens" in flags:
-        cfg.max_num_batched_tokens = parse_int(flags["max-num-tokens"], "max_num_tokens", cfg)
-    if "kv-cache-free-gpu-memory-fraction" in flags:
-        cfg.mem_fraction = parse_fraction(
-            flags["kv-cache-free-gpu-memory-fraction"], "kv_cache_free_gpu_memory_fraction", cfg
-        )
+    set_model(cfg, positionals[0] if positionals else flags.get("model"))
+    apply_settings(flags, cfg, SETTINGS)
     return cfg
