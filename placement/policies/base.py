@@ -117,21 +117,43 @@ def states_after(cluster: Cluster, nodes: IntArray, pod: PodRequest, chosen: Boo
     )
 
 
-def share_candidates(cluster: Cluster, nodes: IntArray, pod: PodRequest) -> tuple[NodeStates, BoolArray]:
-    """Every (node, GPU) way to place a shared-GPU pod: states [n * width] and which are possible."""
-    width = cluster.width
-    free = np.repeat(cluster.gpu_free[nodes], width, axis=0)  # row r: node r // width, GPU r % width
-    slot = np.tile(np.arange(width), len(nodes))
-    rows = np.arange(len(free))
-    valid = free[rows, slot] >= pod.gpu_milli
-    free[rows, slot] -= np.where(valid, pod.gpu_milli, 0)
-    states = NodeStates(
-        gpu_free=free,
-        cpu_free=np.repeat(cluster.cpu_free[nodes] - pod.cpu_milli, width),
-        model_bit=np.repeat(cluster.model_bit[nodes], width),
-        domain_of=np.repeat(cluster.domain_of[nodes], width, axis=0),
-    )
-    return states, valid
+@dataclass(frozen=True)
+class ShareCandidates:
+    """The distinct ways to place a shared-GPU pod on some nodes: one row per (node, GPU)."""
+
+    states: NodeStates  # the node state each row would leave
+    pos: IntArray  # position of the row's node in the `nodes` given, ascending
+    gpu: IntArray  # GPU index of the row
+
+
+def share_candidates(cluster: Cluster, nodes: IntArray, pod: PodRequest, by_domain: bool = False
+                     ) -> ShareCandidates:
+    """Each GPU that holds the share, except those with the same free share as a lower-numbered GPU of
+    the same node (and, with `by_domain`, the same NVLink domain), which would leave the same state."""
+    free = cluster.gpu_free[nodes]
+    fits = free >= pod.gpu_milli
+    key = free * (cluster.width + 1) + (cluster.domain_of[nodes] + 1 if by_domain else 0)
+    repeat = np.zeros_like(fits)
+    for j in range(1, cluster.width):
+        repeat[:, j] = (key[:, :j] == key[:, j : j + 1]).any(axis=1)
+    pos, gpu = np.nonzero(fits & ~repeat)
+    after = free[pos]
+    after[np.arange(len(pos)), gpu] -= pod.gpu_milli
+    rows = nodes[pos]
+    states = NodeStates(after, cluster.cpu_free[rows] - pod.cpu_milli, cluster.model_bit[rows],
+                        cluster.domain_of[rows])
+    return ShareCandidates(states, pos, gpu)
+
+
+def best_per_node(n: int, cand: ShareCandidates, row_scores: FloatArray) -> tuple[FloatArray, IntArray]:
+    """Per node, the best row score and its GPU (the lowest-numbered among equals; -inf and -1 for a node
+    without rows)."""
+    best = np.full(n, -np.inf)
+    np.maximum.at(best, cand.pos, row_scores)
+    winners = np.flatnonzero(row_scores == best[cand.pos])[::-1]  # reversed: the lowest GPU is set last
+    gpu = np.full(n, -1, dtype=np.int64)
+    gpu[cand.pos[winners]] = cand.gpu[winners]
+    return best, gpu
 
 
 class NodeCache:

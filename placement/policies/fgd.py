@@ -24,6 +24,7 @@ from placement.fragmentation import (
 from placement.policies.base import (
     NodeCache,
     PolicyContext,
+    best_per_node,
     first_free_whole,
     share_candidates,
     states_after,
@@ -54,13 +55,9 @@ class Fgd:
         sa: ShapeArrays = self.shapes.arrays(cluster)
         before = frag_amount(NodeStates.of(cluster, nodes), sa)
         if pod.is_shared:
-            states, valid = share_candidates(cluster, nodes, pod)
-            after = frag_amount(states, sa)
-            width = cluster.width
-            per_gpu = np.where(valid, self._score(np.repeat(before, width) - after), -np.inf)
-            per_gpu = per_gpu.reshape(len(nodes), width)
-            gpu = per_gpu.argmax(axis=1)  # first GPU among equals, as the paper's plugin
-            return per_gpu[np.arange(len(nodes)), gpu], gpu
+            cand = share_candidates(cluster, nodes, pod)
+            rows = self._score(before[cand.pos] - frag_amount(cand.states, sa))
+            return best_per_node(len(nodes), cand, rows)  # first GPU among equals, as the paper's plugin
         chosen = first_free_whole(cluster, nodes, pod.num_gpu)
         after = frag_amount(states_after(cluster, nodes, pod, chosen), sa)
         return self._score(before - after), np.full(len(nodes), -1, dtype=np.int64)

@@ -43,6 +43,7 @@ from placement.policies.base import (
     NodeCache,
     PolicyContext,
     best_fit_domain_whole,
+    best_per_node,
     first_free_whole,
     share_candidates,
     states_after,
@@ -128,12 +129,9 @@ class Gpuplace:
         now = NodeStates.of(cluster, nodes)
         before = frag_amount(now, sa, self.nvlink) + self._imbalance(now)
         if pod.is_shared:
-            states, valid = share_candidates(cluster, nodes, pod)
-            after = frag_amount(states, sa, self.nvlink) + self._imbalance(states)
-            per_gpu = np.where(valid, np.repeat(before, cluster.width) - after, -np.inf)
-            per_gpu = per_gpu.reshape(len(nodes), cluster.width)
-            gpu = per_gpu.argmax(axis=1)
-            return per_gpu[np.arange(len(nodes)), gpu], gpu
+            cand = share_candidates(cluster, nodes, pod, by_domain=self.nvlink)
+            after = frag_amount(cand.states, sa, self.nvlink) + self._imbalance(cand.states)
+            return best_per_node(len(nodes), cand, before[cand.pos] - after)
         states = states_after(cluster, nodes, pod, self._whole_choice(cluster, nodes, pod))
         after = frag_amount(states, sa, self.nvlink) + self._imbalance(states)
         return before - after, np.full(len(nodes), -1, dtype=np.int64)
