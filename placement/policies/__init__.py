@@ -1,6 +1,19 @@
 """Placement policies, one module each, behind one interface (`base.Policy`).
 
 `make_policy(name, ctx)` builds one by name; `POLICY_NAMES` lists them in the order reports use.
+
+The extender uses exactly what the simulator uses::
+
+    cluster = Cluster([GpuNode(...), ...])            # from Node objects and the pods bound to them
+    policy = make_policy("gpuplace", PolicyContext(shapes=ShapeDistribution.from_pods(recent_pods),
+                                                   nvlink=True))
+    ok = cluster.feasible(pod)                        # /filter: one bool per node
+    scores = extender_scores(policy, cluster, pod, np.flatnonzero(ok))  # /prioritize: 0..10 each
+    gpus = policy.select_gpus(cluster, row, pod)      # /bind: the GPU indices on the chosen node
+    cluster.place(row, pod, gpus)                     # keep the model current until the watch catches up
+
+Keeping one `Cluster` and calling `place` lets the policy reuse per-node work between pods (it caches by
+`Cluster.version`); a fresh `Cluster` per request is correct too, only slower.
 """
 
 from __future__ import annotations
