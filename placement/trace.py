@@ -171,11 +171,18 @@ def read_pods(path: Path | str) -> list[PodRequest]:
     return pods
 
 
+def _trace_order(name: str) -> tuple[bool, str, int]:
+    """`default` first, then by family and number (gpushare20 before gpushare100)."""
+    family = name.rstrip("0123456789")
+    number = name[len(family):]
+    return name != "default", family, int(number) if number else -1
+
+
 def openb_traces(directory: Path | str) -> dict[str, Path]:
-    """The openb pod lists in a directory by short name (`default`, `gpushare60`, ...), sorted."""
+    """The openb pod lists in a directory by short name (`default`, `gpushare60`, ...), in report order."""
     directory = Path(directory)
     found = {p.stem[len(OPENB_POD_PREFIX):]: p for p in directory.glob(f"{OPENB_POD_PREFIX}*.csv")}
-    return dict(sorted(found.items(), key=lambda kv: (kv[0] != "default", kv[0])))
+    return dict(sorted(found.items(), key=lambda kv: _trace_order(kv[0])))
 
 
 def with_nvlink_required(pods: list[PodRequest]) -> list[PodRequest]:

@@ -98,9 +98,9 @@ def test_duplicate_nodes_and_bad_layouts_are_refused(tmp_path: Path) -> None:
 
 
 def test_openb_traces_are_found_default_first(tmp_path: Path) -> None:
-    for name in ("multigpu20", "default", "gpushare60"):
+    for name in ("multigpu20", "default", "gpushare100", "gpushare60"):
         write(tmp_path, f"openb_pod_list_{name}.csv", "")
-    assert list(openb_traces(tmp_path)) == ["default", "gpushare60", "multigpu20"]
+    assert list(openb_traces(tmp_path)) == ["default", "gpushare60", "gpushare100", "multigpu20"]
 
 
 @pytest.mark.skipif(not OPENB_DIR.is_dir(), reason="openb trace not checked out beside the repo")

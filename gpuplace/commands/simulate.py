@@ -296,7 +296,11 @@ class Report:
             out += [*_nvlink_layout_md(), "## NVLink results (mean±sd over seeds)", ""]
             out += [*self._nvlink_lines(plain=False), ""]
         out += ["## Unallocated GPU % at 100% arrived demand (lower is better)", "",
-                "Mean±sd over seeds; the paper's published figure in brackets.", ""]
+                "Mean±sd over seeds; the paper's published figure (for the plain replay) in brackets."]
+        if self.nvlink:
+            out += ["The baselines ignore NVLink, so their rows are the plain replay's; gpuplace's include "
+                    "the domain constraint."]
+        out += [""]
         out += [*self._headline_md(), ""]
         if not self.nvlink:
             out += self._checks_md()
