@@ -129,3 +129,10 @@ def test_simulate_command_without_input_is_a_usage_error(monkeypatch: pytest.Mon
     monkeypatch.delenv("GPUPLACE_TRACE_DIR", raising=False)
     assert main(["simulate"]) == 2
     assert "--trace-dir" in capsys.readouterr().err
+
+
+def test_simulate_help_renders(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["simulate", "--help"])
+    assert exit_info.value.code == 0
+    assert "--trace-dir" in capsys.readouterr().out

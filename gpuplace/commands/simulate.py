@@ -69,7 +69,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--workers", type=int, default=1, help="replays run in parallel (processes)")
     p.add_argument("--cache", type=Path, help="JSON-lines file of finished replays (resume)")
     p.add_argument("-o", "--output", choices=("text", "json"), default="text")
-    p.add_argument("--plot", type=Path, help="PNG: allocated vs arrived GPU % per policy")
+    p.add_argument("--plot", type=Path, help="PNG: allocated vs arrived GPU %% per policy")
     p.add_argument("--plot-trace", help="trace for --plot (default: `default` if present, else the first)")
     p.add_argument("--results-md", type=Path, help="write the Markdown report here")
     p.add_argument("--progress", action="store_true", help="one line per finished replay on stderr")
