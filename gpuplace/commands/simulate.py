@@ -364,10 +364,13 @@ class Report:
 
     # -- plot --
     def plot(self, path: Path, trace: str | None) -> None:
-        import matplotlib
+        try:
+            import matplotlib
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+            matplotlib.use("Agg")
+            import matplotlib.pyplot as plt
+        except ImportError as exc:
+            raise UsageError("--plot needs matplotlib: pip install 'gpuplace[plot]'") from exc
 
         trace = trace or ("default" if "default" in self.traces else self.traces[0])
         if trace not in self.traces:
