@@ -1,0 +1,452 @@
+"""Defragmentation: the cheapest pod moves that open k GPUs in one NVLink domain for a pending pod.
+
+The question an operator asks when an 8-GPU pod is pending while 8 GPUs are free in pieces: which pods
+do I move, and where do they go? The answer is a CP-SAT model over the snapshot:
+
+- pick one block (an NVLink domain, or the whole node when the pod does not need NVLink) on a node the
+  pod may use, and k GPUs in it to reserve; every pod on a reserved GPU moves;
+- **every moved pod must land somewhere feasible** (CPU, memory, GPU count, share, model, NVLink domain),
+  on GPUs that are free once all planned evictions are done, never on the reserved block. A plan that
+  left a moved pod pending would trade one pending workload for another, so it is not a plan; the
+  solver may move further pods to make room, and pays for them too;
+- only movable pods move (snapshot.py: controller-owned or annotated), and no PodDisruptionBudget loses
+  more pods than it allows. All evictions happen before any pod lands, so a budget's allowance is the
+  number of its pods moved by the whole plan;
+- cost: each moved pod weighs `max(1, its GPUs) x (1 + rank of its priority)`, the rank counting the
+  distinct priorities of movable pods from the lowest (0). Moving a 4-GPU pod costs as much as four
+  1-GPU pods; moving a pod of the next priority class up costs double.
+
+Size control, for 1,000+ node clusters: blocks are ranked by a lower bound of what clearing them costs
+(the cheapest k GPUs of the block, counting every pod on them), and only the `max_blocks` cheapest go to
+the solver. Up to `full_model_pods` movable pods every one of them may move; beyond that only those on
+the candidate nodes. Each moved pod considers at most `max_destinations` nodes. Any pruning is reported
+in `scope`; the plan is called proven optimal only when the model was exact and solved to optimality, or
+its cost equals the lower bound over every block of the cluster (no plan can be cheaper).
+
+The plan is ordered: evictions first, a pod evicted only after the pods whose GPUs it is planned to land
+on; then where each pod lands; then the pending pod's node and GPUs. kube-scheduler still decides where a
+recreated pod goes: the landings are the plan's expectation, not a binding.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from itertools import combinations
+
+from ortools.sat.python import cp_model
+
+from placement.planner.snapshot import SnapNode, SnapPod, Snapshot
+from placement.planner.solver import SolveOptions, solve
+from placement.topology import MILLI, PodRequest
+
+MAX_SUBSETS = 3000  # above this many k-subsets in one block, the lower bound uses per-GPU shares
+
+
+@dataclass(frozen=True)
+class DefragOptions:
+    solve: SolveOptions = field(default_factory=SolveOptions)
+    max_blocks: int = 24
+    max_destinations: int = 24
+    full_model_pods: int = 150
+
+
+@dataclass(frozen=True)
+class Move:
+    pod: str
+    from_node: str
+    from_gpus: tuple[int, ...]
+    to_node: str
+    to_gpus: tuple[int, ...]
+    weight: int
+
+
+@dataclass(frozen=True)
+class DefragResult:
+    """`status`: fits-now (no move needed), optimal or feasible (a plan; feasible = best found in the time
+    limit), no-plan (proven impossible), unknown (time ran out before any plan was found)."""
+
+    status: str
+    message: str
+    k: int
+    node: str | None = None
+    gpus: tuple[int, ...] = ()
+    moves: tuple[Move, ...] = ()
+    cost: int = 0
+    lower_bound: int = 0
+    proven_optimal: bool = False
+    scope: str = "exact"
+    solve_s: float = 0.0
+    blocks_considered: int = 0
+    blocks_total: int = 0
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def found(self) -> bool:
+        return self.node is not None
+
+
+# ---- weights and per-node state -----------------------------------------------------------------------
+def move_weights(snapshot: Snapshot) -> dict[str, int]:
+    """Cost of moving each movable bound pod (module docstring)."""
+    movable = [p for p in snapshot.bound() if p.movable]
+    rank = {prio: i for i, prio in enumerate(sorted({p.priority for p in movable}))}
+    return {p.key: max(1, math.ceil(p.request.total_gpu_milli / MILLI)) * (1 + rank[p.priority])
+            for p in movable}
+
+
+@dataclass
+class _NodeState:
+    spec: SnapNode
+    pods: list[SnapPod]
+    occupants: list[list[SnapPod]]  # per GPU
+    cpu_used: int
+    mem_used: int
+
+    @classmethod
+    def of(cls, snapshot: Snapshot, spec: SnapNode) -> _NodeState:
+        pods = snapshot.pods_on(spec.name)
+        occ: list[list[SnapPod]] = [[] for _ in range(spec.gpu_count)]
+        for p in pods:
+            for g in p.gpus:
+                occ[g].append(p)
+        return cls(spec, pods, occ, sum(p.request.cpu_milli for p in pods),
+                   sum(p.request.memory_mib for p in pods))
+
+    def gpu_used(self, gpu: int, leaving: frozenset[str] = frozenset()) -> int:
+        return sum(p.request.gpu_milli for p in self.occupants[gpu] if p.key not in leaving)
+
+    @property
+    def cpu_cap(self) -> int:
+        """Allocatable CPU, or what is already used if a dump shows more (never makes the node infeasible
+        before anything moves)."""
+        return max(self.spec.cpu_milli, self.cpu_used)
+
+    @property
+    def mem_cap(self) -> int:
+        return max(self.spec.memory_mib, self.mem_used)
+
+
+def _model_ok(spec: SnapNode, req: PodRequest) -> bool:
+    return not req.gpu_models or spec.model in req.gpu_models
+
+
+def _blocks(spec: SnapNode, need_domain: bool) -> list[tuple[int, ...]]:
+    return spec.domains() if need_domain else [tuple(range(spec.gpu_count))]
+
+
+def _static_fit(spec: SnapNode, req: PodRequest) -> bool:
+    """Whether the pod could ever run on the node (empty node): schedulable, model, sizes."""
+    if not spec.schedulable or not _model_ok(spec, req):
+        return False
+    if spec.cpu_milli < req.cpu_milli or spec.memory_mib < req.memory_mib or spec.gpu_count < req.num_gpu:
+        return False
+    return not req.needs_domain or spec.domain_size >= req.num_gpu
+
+
+def _fits_now(state: _NodeState, req: PodRequest, block: Sequence[int], avoid: frozenset[int] = frozenset()
+              ) -> tuple[int, ...] | None:
+    """GPUs of `block` the pod could take right now (whole GPUs, or one GPU with room for a share)."""
+    if state.cpu_cap - state.cpu_used < req.cpu_milli or state.mem_cap - state.mem_used < req.memory_mib:
+        return None
+    room = [g for g in block if g not in avoid and MILLI - state.gpu_used(g) >= req.gpu_milli]
+    return tuple(room[: req.num_gpu]) if len(room) >= req.num_gpu else None
+
+
+# ---- candidate blocks ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class _Block:
+    lower_bound: int
+    node: str
+    gpus: tuple[int, ...]  # the clearable GPUs of the block (no unmovable pod on them)
+
+
+def _block_lower_bound(state: _NodeState, gpus: tuple[int, ...], k: int, weights: dict[str, int]) -> int:
+    """The least any plan pays to clear k of these GPUs: exact over k-subsets when few, else each pod's
+    weight spread over its GPUs in the block and the k cheapest GPUs summed (never above the truth)."""
+    if math.comb(len(gpus), k) <= MAX_SUBSETS:
+        best = math.inf
+        for subset in combinations(gpus, k):
+            pods = {p.key for g in subset for p in state.occupants[g]}
+            best = min(best, sum(weights[key] for key in pods))
+        return int(best)
+    share = []
+    for g in gpus:
+        share.append(sum(weights[p.key] / sum(1 for x in p.gpus if x in gpus) for p in state.occupants[g]))
+    return math.floor(sum(sorted(share)[:k]) + 1e-9)
+
+
+def _candidate_blocks(states: dict[str, _NodeState], req: PodRequest, k: int, weights: dict[str, int]
+                      ) -> list[_Block]:
+    out = []
+    for state in states.values():
+        spec = state.spec
+        if not _static_fit(spec, req):
+            continue
+        movable = [p for p in state.pods if p.key in weights]
+        if state.cpu_cap - state.cpu_used + sum(p.request.cpu_milli for p in movable) < req.cpu_milli:
+            continue
+        if state.mem_cap - state.mem_used + sum(p.request.memory_mib for p in movable) < req.memory_mib:
+            continue
+        for block in _blocks(spec, req.needs_domain):
+            clearable = tuple(g for g in block if all(p.key in weights for p in state.occupants[g]))
+            if len(clearable) >= k:
+                out.append(_Block(_block_lower_bound(state, clearable, k, weights), spec.name, clearable))
+    out.sort(key=lambda b: (b.lower_bound, b.node, b.gpus))
+    return out
+
+
+# ---- destinations -------------------------------------------------------------------------------------
+def _destinations(pod: SnapPod, states: dict[str, _NodeState], changing: set[str], limit: int
+                  ) -> tuple[list[str], bool]:
+    """Nodes the moved pod may land on: any node whose pods may change, or one it fits right now; nodes
+    that change first, then the fullest (best fit). Returns (nodes, whether some were cut)."""
+    req = pod.request
+    found: list[tuple[tuple[int, int, str], str]] = []
+    for name, state in states.items():
+        if not _static_fit(state.spec, req):
+            continue
+        if name not in changing and not any(
+                _fits_now(state, req, block) for block in _blocks(state.spec, req.needs_domain)):
+            continue
+        free_whole = sum(state.gpu_used(g) == 0 for g in range(state.spec.gpu_count))
+        found.append(((name not in changing, free_whole, name), name))
+    found.sort()
+    return [name for _, name in found[:limit]], len(found) > limit
+
+
+# ---- the model ------------------------------------------------------------------------------------------
+class _Model:
+    """The CP-SAT model for one defrag question (module docstring)."""
+
+    def __init__(self, states: dict[str, _NodeState], req: PodRequest, blocks: list[_Block],
+                 movers: list[SnapPod], dests: dict[str, list[str]], weights: dict[str, int]) -> None:
+        self.m = cp_model.CpModel()
+        self.states, self.req, self.blocks = states, req, blocks
+        self.movers, self.weights = movers, weights
+        k = req.num_gpu
+        self.t = [self.m.new_bool_var(f"t{i}") for i in range(len(blocks))]
+        self.m.add_exactly_one(self.t)
+        self.r: dict[tuple[str, int], cp_model.IntVar] = {}
+        gpu_terms: dict[tuple[str, int], list[cp_model.LinearExprT]] = defaultdict(list)
+        cpu_terms: dict[str, list[cp_model.LinearExprT]] = defaultdict(list)
+        mem_terms: dict[str, list[cp_model.LinearExprT]] = defaultdict(list)
+        for t, block in zip(self.t, blocks, strict=True):
+            rs = []
+            for g in block.gpus:
+                v = self.m.new_bool_var(f"r_{block.node}_{g}")
+                self.m.add_implication(v, t)
+                self.r[block.node, g] = v
+                gpu_terms[block.node, g].append(MILLI * v)
+                rs.append(v)
+            self.m.add(sum(rs) == k * t)
+            cpu_terms[block.node].append(req.cpu_milli * t)
+            mem_terms[block.node].append(req.memory_mib * t)
+
+        self.moved = {p.key: self.m.new_bool_var(f"m_{p.key}") for p in movers}
+        leaving = frozenset(self.moved)
+        self.landing: dict[str, list[tuple[str, cp_model.IntVar, dict[int, cp_model.IntVar]]]] = {}
+        for p in movers:
+            mv = self.moved[p.key]
+            assert p.node is not None
+            for g in p.gpus:
+                if (p.node, g) in self.r:
+                    self.m.add_implication(self.r[p.node, g], mv)
+                gpu_terms[p.node, g].append(p.request.gpu_milli * (1 - mv))
+            cpu_terms[p.node].append(p.request.cpu_milli * (1 - mv))
+            mem_terms[p.node].append(p.request.memory_mib * (1 - mv))
+            options = []
+            for name in dests[p.key]:
+                x, zs = self._landing_vars(p, self.states[name], leaving)
+                if x is None:
+                    continue
+                options.append((name, x, zs))
+                for g, z in zs.items():
+                    gpu_terms[name, g].append(p.request.gpu_milli * z)
+                cpu_terms[name].append(p.request.cpu_milli * x)
+                mem_terms[name].append(p.request.memory_mib * x)
+            self.m.add(sum(x for _, x, _ in options) == mv)
+            self.landing[p.key] = options
+
+        for (name, g), terms in gpu_terms.items():
+            self.m.add(sum(terms) <= MILLI - self.states[name].gpu_used(g, leaving))
+        for name, terms in cpu_terms.items():
+            st = self.states[name]
+            fixed = sum(p.request.cpu_milli for p in st.pods if p.key not in leaving)
+            self.m.add(sum(terms) <= st.cpu_cap - fixed)
+        for name, terms in mem_terms.items():
+            st = self.states[name]
+            fixed = sum(p.request.memory_mib for p in st.pods if p.key not in leaving)
+            self.m.add(sum(terms) <= st.mem_cap - fixed)
+        self.objective = sum(weights[p.key] * self.moved[p.key] for p in movers)
+        self.m.minimize(self.objective)
+
+    def _landing_vars(self, p: SnapPod, st: _NodeState, leaving: frozenset[str]
+                      ) -> tuple[cp_model.IntVar | None, dict[int, cp_model.IntVar]]:
+        """x (lands on this node) and z per GPU it may take there; a domain choice for NVLink pods."""
+        req = p.request
+        room = [g for g in range(st.spec.gpu_count) if MILLI - st.gpu_used(g, leaving) >= req.gpu_milli]
+        if req.needs_domain:
+            domains = [[g for g in d if g in room] for d in st.spec.domains()]
+            domains = [d for d in domains if len(d) >= req.num_gpu]
+        else:
+            domains = [room] if len(room) >= req.num_gpu else []
+        if not domains:
+            return None, {}
+        x = self.m.new_bool_var(f"x_{p.key}_{st.spec.name}")
+        zs: dict[int, cp_model.IntVar] = {}
+        us = []
+        for d in domains:
+            u = self.m.new_bool_var("") if len(domains) > 1 else x
+            us.append(u)
+            for g in d:
+                zs[g] = self.m.new_bool_var(f"z_{p.key}_{st.spec.name}_{g}")
+                self.m.add_implication(zs[g], u)
+            self.m.add(sum(zs[g] for g in d) == req.num_gpu * u)
+        if len(domains) > 1:
+            self.m.add(sum(us) == x)
+        return x, zs
+
+    def add_budgets(self, snapshot: Snapshot) -> list[str]:
+        """One constraint per budget covering a pod that may move; the names of those budgets."""
+        used = []
+        for b in snapshot.budgets:
+            covered = [self.moved[p.key] for p in self.movers if b.covers(p)]
+            if covered and len(covered) > b.allowed:
+                self.m.add(sum(covered) <= b.allowed)
+                used.append(f"{b.namespace}/{b.name}")
+        return used
+
+
+# ---- the entry point -----------------------------------------------------------------------------------
+def _no_block_message(snapshot: Snapshot, req: PodRequest, k: int) -> str:
+    allowed = [n for n in snapshot.nodes if n.schedulable and _model_ok(n, req)]
+    what = f"{k} GPUs in one NVLink domain" if req.needs_domain else f"{k} GPUs on one node"
+    if not allowed:
+        models = ", ".join(sorted(req.gpu_models)) or "any"
+        return f"no schedulable node has a GPU model the pod allows ({models})"
+    largest = max(n.domain_size if req.needs_domain else n.gpu_count for n in allowed)
+    if largest < k:
+        unit = "NVLink domain" if req.needs_domain else "node"
+        return f"the pod needs {what}; the largest {unit} on nodes it may use has {largest}"
+    return (f"no node that has {what} also has {req.cpu_milli}m CPU and {req.memory_mib} MiB memory "
+            f"allocatable for the pod")
+
+
+def _order(moves: list[Move]) -> list[Move]:
+    """Evict a pod only after the pods whose GPUs it is planned to land on (a cycle breaks by name)."""
+    frees = {(m.from_node, g): m.pod for m in moves for g in m.from_gpus}
+    after = {m.pod: {frees[m.to_node, g] for g in m.to_gpus if (m.to_node, g) in frees} - {m.pod}
+             for m in moves}
+    by_pod = {m.pod: m for m in moves}
+    done: list[Move] = []
+    left = set(by_pod)
+    while left:
+        ready = sorted(p for p in left if not (after[p] & left)) or [min(left)]
+        done.append(by_pod[ready[0]])
+        left.discard(ready[0])
+    return done
+
+
+def plan_defrag(snapshot: Snapshot, pod: PodRequest, options: DefragOptions = DefragOptions()
+                ) -> DefragResult:
+    """The cheapest ordered plan that lets `pod` (k whole GPUs) start (module docstring)."""
+    k = pod.num_gpu
+    if k < 1:
+        raise ValueError(f"pod {pod.name} requests no GPU; defragmentation opens GPUs")
+    req = PodRequest(pod.name, pod.cpu_milli, pod.memory_mib, k, MILLI, pod.gpu_models, pod.needs_domain)
+    what = f"{k} GPUs in one NVLink domain" if req.needs_domain else f"{k} GPUs on one node"
+    states = {n.name: _NodeState.of(snapshot, n) for n in snapshot.nodes}
+    eligible = [s for s in states.values() if _static_fit(s.spec, req)]
+    if not eligible:
+        return DefragResult("no-plan", _no_block_message(snapshot, req, k), k)
+
+    now = [(len(gpus), s.spec.name, gpus) for s in eligible for block in _blocks(s.spec, req.needs_domain)
+           if (gpus := _fits_now(s, req, block))]
+    if now:  # best fit among the blocks that already have room
+        fits = min(now, key=lambda f: (sum(states[f[1]].gpu_used(g) == 0 for g in range(
+            states[f[1]].spec.gpu_count)), f[1]))
+        return DefragResult("fits-now", f"{what} are free on {fits[1]} already; nothing to move", k,
+                            fits[1], fits[2], proven_optimal=True)
+
+    weights = move_weights(snapshot)
+    blocks = _candidate_blocks(states, req, k, weights)
+    if not blocks:
+        return DefragResult("no-plan", f"no plan opens {what}: on every node the pod may use, each block "
+                            "of GPUs holds pods that cannot move (not owned by a controller that recreates "
+                            f"them, and not annotated gpuplace.io/movable) or the node lacks CPU/memory", k)
+    chosen = blocks[: options.max_blocks]
+    cand_nodes = {b.node for b in chosen}
+    movable_gpu_pods = [p for p in snapshot.bound() if p.key in weights and p.request.num_gpu]
+    full = len(movable_gpu_pods) <= options.full_model_pods
+    movers = movable_gpu_pods if full else [p for p in movable_gpu_pods if p.node in cand_nodes]
+    changing = {p.node for p in movers if p.node} | cand_nodes
+    dests: dict[str, list[str]] = {}
+    cut = False
+    for p in movers:
+        dests[p.key], pruned = _destinations(p, states, changing, options.max_destinations)
+        cut |= pruned
+    scope = _scope(len(chosen) < len(blocks), full, cut, len(chosen), len(blocks), options)
+
+    model = _Model(states, req, chosen, movers, dests, weights)
+    budget_names = model.add_budgets(snapshot)
+    solver, out = solve(model.m, options.solve)
+    base = DefragResult(out.status, "", k, lower_bound=blocks[0].lower_bound, scope=scope, solve_s=out.wall_s,
+                        blocks_considered=len(chosen), blocks_total=len(blocks))
+    if out.status == "infeasible":
+        reason = _why_infeasible(states, req, chosen, movers, dests, weights, budget_names, options)
+        return replace(base, status="no-plan", message=f"no plan opens {what}: {reason}")
+    if not out.has_solution:
+        return replace(base, status="unknown", message=f"no plan found within the "
+                       f"{options.solve.time_limit_s:g} s time limit; raise --time-limit")
+    return _extract(solver, model, what, base)
+
+
+def _scope(blocks_cut: bool, full: bool, dests_cut: bool, n_chosen: int, n_blocks: int,
+           options: DefragOptions) -> str:
+    if not (blocks_cut or not full or dests_cut):
+        return "exact"
+    parts = []
+    if blocks_cut:
+        parts.append(f"the {n_chosen} cheapest of {n_blocks} blocks")
+    if not full:
+        parts.append("moves of pods on those nodes only")
+    if dests_cut:
+        parts.append(f"at most {options.max_destinations} destinations per moved pod")
+    return "pruned: " + ", ".join(parts)
+
+
+def _why_infeasible(states: dict[str, _NodeState], req: PodRequest, chosen: list[_Block],
+                    movers: list[SnapPod], dests: dict[str, list[str]], weights: dict[str, int],
+                    budget_names: list[str], options: DefragOptions) -> str:
+    """Tell a budget-caused dead end from a capacity one by solving again without the budgets."""
+    if budget_names:
+        relaxed = _Model(states, req, chosen, movers, dests, weights)
+        _, out = solve(relaxed.m, options.solve, options.solve.time_limit_s / 2)
+        if out.has_solution:
+            return "only plans that break PodDisruptionBudget(s) " + ", ".join(budget_names) + " exist"
+    return "the pods that would have to move have nowhere else to go (CPU, memory, GPUs, model or NVLink)"
+
+
+def _extract(solver: cp_model.CpSolver, model: _Model, what: str, base: DefragResult) -> DefragResult:
+    """The plan in the solver's answer. Proven optimal: CP-SAT proved it on an exact model, or its cost
+    equals the lower bound over every block of the cluster."""
+    block = next(b for b, t in zip(model.blocks, model.t, strict=True) if solver.value(t))
+    gpus = tuple(g for g in block.gpus if solver.value(model.r[block.node, g]))
+    moves = []
+    for p in model.movers:
+        if not solver.value(model.moved[p.key]):
+            continue
+        name, _, zs = next(opt for opt in model.landing[p.key] if solver.value(opt[1]))
+        to = tuple(sorted(g for g, z in zs.items() if solver.value(z)))
+        assert p.node is not None
+        moves.append(Move(p.key, p.node, p.gpus, name, to, model.weights[p.key]))
+    cost = sum(m.weight for m in moves)
+    proven = (base.status == "optimal" and base.scope == "exact") or cost == base.lower_bound
+    ordered = _order(moves)
+    msg = (f"move {len(ordered)} pod(s) (cost {cost}) to open {what} on {block.node} "
+           f"(GPUs {','.join(map(str, gpus))})")
+    return replace(base, message=msg, node=block.node, gpus=gpus, moves=tuple(ordered), cost=cost,
+                   proven_optimal=proven)
