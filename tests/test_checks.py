@@ -472,3 +472,9 @@ def test_fp8_checkpoint_on_l4_is_valid(ctx):
         ctx, vllm("RedHatAI/Llama-3.1-8B-Instruct-FP8-dynamic", "--max-model-len", "4096", product=L4)
     )
     assert Code.CONFIG_INVALID.value not in codes(found)
+
+
+def test_tier_label_not_in_the_catalog_is_info_not_a_guess(ctx):
+    found = run(ctx, vllm("meta-llama/Llama-3.1-70B-Instruct", product="NVIDIA-Future-GPU-512GB"))
+    assert [f.code for f in found] == [Code.UNKNOWN_MODEL]
+    assert "NVIDIA-Future-GPU-512GB is not in the GPU catalog" in found[0].message

@@ -45,6 +45,9 @@ def check_serving(s: Serving, ctx: CheckContext) -> list[Finding]:
     invalid = config_invalid(s) or tier_invalid(s, ctx)
     if any(f.effective_severity == Severity.ERROR for f in invalid):
         return invalid  # memory figures of a config the engine rejects would only add noise
+    pin = s.workload.tier
+    if pin.unknown_values and not pin.pinned and not s.container.mig_profile:
+        return [*invalid, _unknown_tier(s)]  # pinned to a GPU gpuplace does not know: no judgement on a guess
     out, fitting = fit_findings(s, ctx)
     out = invalid + out
     if s.resolved_estimated:
@@ -57,6 +60,19 @@ def check_serving(s: Serving, ctx: CheckContext) -> list[Finding]:
     out.extend(batch_size(s, ctx, gpu, est))
     out.extend(low_throughput(s, ctx, gpu))
     return out
+
+
+def _unknown_tier(s: Serving) -> Finding:
+    pin = s.workload.tier
+    values = ", ".join(pin.unknown_values)
+    return Finding(
+        Code.UNKNOWN_MODEL,
+        s.workload.ref,
+        container=s.container.name,
+        detail=f"cannot size GPU memory: {pin.source} value {values} is not in the GPU catalog; add it under "
+        f"catalog.gpus in the gpuplace config.",
+        figures={"unknown_tiers": list(pin.unknown_values)},
+    )
 
 
 def _estimated_note(s: Serving) -> Finding:
