@@ -122,7 +122,8 @@ def test_no_plan_names_the_budget_when_only_budget_breaking_plans_exist() -> Non
     sel = {"app": "db"}
     # Only node a can be cleared (b holds a bare pod), and the budget lets none of a's pods go.
     s = snap(node("a"), node("b"), *ones("a", "a", (0, 1, 2), labels=sel),
-             pdb("db-pdb", sel, min_available=3), *ones("b", "b", (0, 1, 2, 3)), pod("bare", "b", at=(4,), owner=None))
+             pdb("db-pdb", sel, min_available=3), *ones("b", "b", (0, 1, 2, 3)),
+             pod("bare", "b", at=(4,), owner=None))
     r = plan_defrag(s, big(), OPTIONS)
     assert r.status == "no-plan" and "default/db-pdb" in r.message
 
