@@ -56,7 +56,8 @@ class Placement:
 @dataclass(frozen=True)
 class BatchResult:
     """`status`: optimal, feasible (best found in the time limit), or greedy (the solver found nothing
-    better than its starting greedy pass in time, which is then the answer)."""
+    better than its starting greedy pass in time, which is then the answer). The two phases' own
+    outcomes (status, objective, bound, seconds) are kept for reports."""
 
     status: str
     placements: tuple[Placement, ...]
@@ -68,7 +69,9 @@ class BatchResult:
     greedy_placed_milli: int
     proven_optimal: bool
     scope: str
-    solve_s: float
+    solve_s: float  # end to end: greedy passes, candidates, model, both solves
+    demand_phase: SolveOutcome  # status "skipped" when the greedy pass already placed everything
+    blocks_phase: SolveOutcome
 
 
 # ---- measures -------------------------------------------------------------------------------------------
@@ -287,16 +290,21 @@ def plan_batch(cluster: Cluster, pods: Sequence[PodRequest], options: BatchOptio
         cut |= pruned
     model = _Model(cluster, pods, cands)
     model.hint(greedy)
-    model.m.maximize(model.demand)
+    demand = sum(p.total_gpu_milli for p in pods)
     limit = options.solve.time_limit_s
-    solver, first = solve(model.m, options.solve, limit * options.demand_share)
-    best = model.read(solver) if first.has_solution else greedy
-    status = first.status
-    bound = int(first.bound) if first.has_solution else sum(p.total_gpu_milli for p in pods)
-    if _placed_milli(pods, best) < _placed_milli(pods, greedy):
-        best, status = greedy, "greedy"
+    best, status = greedy, "greedy"
+    if _placed_milli(pods, greedy) == demand:  # nothing left to gain: the first phase is settled
+        first = SolveOutcome("skipped", float(demand), float(demand), 0.0)
+        demand_settled = True
+    else:
+        model.m.maximize(model.demand)
+        solver, first = solve(model.m, options.solve, limit * options.demand_share)
+        if first.has_solution and first.objective >= _placed_milli(pods, greedy):
+            best, status = model.read(solver), first.status
+        demand_settled = first.status == "optimal" and not cut
+    bound = int(first.bound) if first.has_solution or first.status == "skipped" else demand
     placed = _placed_milli(pods, best)
-    second = SolveOutcome("unknown", 0.0, 0.0, 0.0)
+    second = SolveOutcome("skipped", 0.0, 0.0, 0.0)
     remaining = limit - (time.perf_counter() - start)
     if placed and remaining > 0.05:
         model.m.add(model.demand >= placed)
@@ -305,8 +313,9 @@ def plan_batch(cluster: Cluster, pods: Sequence[PodRequest], options: BatchOptio
         solver, second = solve(model.m, options.solve, remaining)
         if second.has_solution:
             best = model.read(solver)
+            status = "feasible" if status == "greedy" else status
     after = _apply(cluster, pods, best)
-    proven = not cut and first.status == "optimal" and (second.status == "optimal" or not placed)
+    proven = demand_settled and not cut and (second.status == "optimal" or not placed)
     if status != "greedy":
         status = "optimal" if proven else "feasible"
     by_row = cluster.names
@@ -320,5 +329,5 @@ def plan_batch(cluster: Cluster, pods: Sequence[PodRequest], options: BatchOptio
         greedy_placed_milli=_placed_milli(pods, greedy), proven_optimal=proven,
         scope="exact" if not cut else f"pruned: at most {options.max_nodes} nodes per pod "
         f"({options.copies} per identical node state)",
-        solve_s=time.perf_counter() - start,
+        solve_s=time.perf_counter() - start, demand_phase=first, blocks_phase=second,
     )

@@ -19,9 +19,11 @@ do I move, and where do they go? The answer is a CP-SAT model over the snapshot:
 Size control, for 1,000+ node clusters: blocks are ranked by a lower bound of what clearing them costs
 (the cheapest k GPUs of the block, counting every pod on them), and only the `max_blocks` cheapest go to
 the solver. Up to `full_model_pods` movable pods every one of them may move; beyond that only those on
-the candidate nodes. Each moved pod considers at most `max_destinations` nodes. Any pruning is reported
-in `scope`; the plan is called proven optimal only when the model was exact and solved to optimality, or
-its cost equals the lower bound over every block of the cluster (no plan can be cheaper).
+the candidate nodes. CPU-only pods move too when they are movable: a block of free GPUs is no use to a
+pod whose node has no CPU left for it. Each moved pod considers at most `max_destinations` nodes (its
+own node, then those it fits now, fullest first, then those where room may open). Any pruning is
+reported in `scope`; the plan is called proven optimal only when the model was exact and solved to
+optimality, or its cost equals the lower bound over every block of the cluster (no plan can be cheaper).
 
 The plan is ordered: evictions first, a pod evicted only after the pods whose GPUs it is planned to land
 on; then where each pod lands; then the pending pod's node and GPUs. kube-scheduler still decides where a
@@ -36,11 +38,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from itertools import combinations
 
+import numpy as np
 from ortools.sat.python import cp_model
 
 from placement.planner.snapshot import SnapNode, SnapPod, Snapshot
 from placement.planner.solver import SolveOptions, solve
-from placement.topology import MILLI, PodRequest
+from placement.topology import MILLI, Cluster, GpuNode, PodRequest
 
 MAX_SUBSETS = 3000  # above this many k-subsets in one block, the lower bound uses per-GPU shares
 
@@ -199,22 +202,30 @@ def _candidate_blocks(states: dict[str, _NodeState], req: PodRequest, k: int, we
 
 
 # ---- destinations -------------------------------------------------------------------------------------
-def _destinations(pod: SnapPod, states: dict[str, _NodeState], changing: set[str], limit: int
-                  ) -> tuple[list[str], bool]:
-    """Nodes the moved pod may land on: any node whose pods may change, or one it fits right now; nodes
-    that change first, then the fullest (best fit). Returns (nodes, whether some were cut)."""
-    req = pod.request
-    found: list[tuple[tuple[int, int, str], str]] = []
-    for name, state in states.items():
-        if not _static_fit(state.spec, req):
-            continue
-        if name not in changing and not any(
-                _fits_now(state, req, block) for block in _blocks(state.spec, req.needs_domain)):
-            continue
-        free_whole = sum(state.gpu_used(g) == 0 for g in range(state.spec.gpu_count))
-        found.append(((name not in changing, free_whole, name), name))
-    found.sort()
-    return [name for _, name in found[:limit]], len(found) > limit
+class _Fit:
+    """Vectorized fit checks over every node of the snapshot: as the nodes are now, and empty."""
+
+    def __init__(self, snapshot: Snapshot) -> None:
+        self.names = [n.name for n in snapshot.nodes]
+        self.schedulable = np.array([n.schedulable for n in snapshot.nodes])
+        self.now = Cluster(snapshot.gpu_nodes(schedulable_only=False))
+        self.empty = Cluster([GpuNode.empty(n.name, n.model, n.gpu_count, n.cpu_milli, n.memory_mib, n.nvlink)
+                              for n in snapshot.nodes])
+
+    def destinations(self, pod: SnapPod, changing: set[str], limit: int) -> tuple[list[str], bool]:
+        """Nodes a moved pod may land on, and whether some were cut: its own node, then the nodes it fits
+        right now (fullest first: best fit), then nodes whose pods may move away (room may open there)."""
+        req = pod.request
+        ok = self.schedulable & self.empty.feasible(req)
+        now = ok & self.now.feasible(req)
+        rows = np.flatnonzero(now)
+        rows = rows[np.argsort(self.now.gpu_free_total(rows), kind="stable")]
+        ordered = [self.names[r] for r in rows]
+        ordered += [self.names[r] for r in np.flatnonzero(ok & ~now) if self.names[r] in changing]
+        if pod.node in ordered:
+            ordered.remove(pod.node)
+            ordered.insert(0, pod.node)
+        return ordered[:limit], len(ordered) > limit
 
 
 # ---- the model ------------------------------------------------------------------------------------------
@@ -287,6 +298,8 @@ class _Model:
                       ) -> tuple[cp_model.IntVar | None, dict[int, cp_model.IntVar]]:
         """x (lands on this node) and z per GPU it may take there; a domain choice for NVLink pods."""
         req = p.request
+        if not req.num_gpu:
+            return self.m.new_bool_var(f"x_{p.key}_{st.spec.name}"), {}
         room = [g for g in range(st.spec.gpu_count) if MILLI - st.gpu_used(g, leaving) >= req.gpu_milli]
         if req.needs_domain:
             domains = [[g for g in d if g in room] for d in st.spec.domains()]
@@ -379,14 +392,15 @@ def plan_defrag(snapshot: Snapshot, pod: PodRequest, options: DefragOptions = De
                             f"them, and not annotated gpuplace.io/movable) or the node lacks CPU/memory", k)
     chosen = blocks[: options.max_blocks]
     cand_nodes = {b.node for b in chosen}
-    movable_gpu_pods = [p for p in snapshot.bound() if p.key in weights and p.request.num_gpu]
-    full = len(movable_gpu_pods) <= options.full_model_pods
-    movers = movable_gpu_pods if full else [p for p in movable_gpu_pods if p.node in cand_nodes]
+    movable = [p for p in snapshot.bound() if p.key in weights]
+    full = len(movable) <= options.full_model_pods
+    movers = movable if full else [p for p in movable if p.node in cand_nodes]
     changing = {p.node for p in movers if p.node} | cand_nodes
     dests: dict[str, list[str]] = {}
     cut = False
+    fit = _Fit(snapshot)
     for p in movers:
-        dests[p.key], pruned = _destinations(p, states, changing, options.max_destinations)
+        dests[p.key], pruned = fit.destinations(p, changing, options.max_destinations)
         cut |= pruned
     scope = _scope(len(chosen) < len(blocks), full, cut, len(chosen), len(blocks), options)
 

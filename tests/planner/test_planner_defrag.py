@@ -156,6 +156,13 @@ def test_the_pending_pods_cpu_must_fit_after_the_moves() -> None:
     assert (r.node, r.cost) == ("b", 2)
 
 
+def test_a_movable_cpu_only_pod_moves_to_make_cpu_room() -> None:
+    s = snap(node("a", cpu="8"), node("b", cpu="64"), pod("cpu-job", "a", 0, cpu="6"), *ones("b", "b", (0, 1)))
+    r = plan_defrag(s, big(cpu=4000), OPTIONS)
+    assert (r.node, r.cost, [m.pod for m in r.moves]) == ("a", 1, ["default/cpu-job"])
+    assert r.moves[0].to_node == "b" and r.moves[0].to_gpus == ()
+
+
 def test_pruned_models_report_their_scope_and_stay_valid() -> None:
     pods = [p for i in range(4) for p in ones(f"n{i}-", f"n{i}", (0, 1))]
     s = snap(*(node(f"n{i}") for i in range(4)), *pods)
