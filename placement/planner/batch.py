@@ -9,9 +9,11 @@ moves (that is `defrag`). Every pod's CPU, memory, GPU count, per-GPU share, all
 domain (pods with `needs_domain`) must fit, as `topology.Cluster.feasible` says.
 
 It is the offline reference the greedy policies are measured against. To stay tractable on 1,000+ nodes
-each pod considers at most `max_nodes` of the nodes it fits on now (best fit first, at most `copies`
-nodes in the same state so that the choice stays diverse), plus the node a best-fit greedy pass picks; the
-greedy pass is also the solver's starting hint, so the answer never places less than that greedy pass.
+each pod considers at most `max_nodes` of the nodes it fits on now (half the best-fitting ones, at most
+`copies` in the same state; half a window further down that differs between pods of the same shape), plus
+the nodes the greedy passes pick (best fit in the given order and largest first, and the `hint_policies`,
+gpuplace's own policy by default). The best pass is the solver's starting hint, so the answer never
+places less than any of them; what the solver adds on top is the gap a greedy scheduler leaves.
 Any cut is reported in `scope`; `proven_optimal` needs an uncut model solved to optimality in both phases.
 The two phases share the time limit (`demand_share` of it for the first).
 """
@@ -26,7 +28,9 @@ from dataclasses import dataclass, field
 import numpy as np
 from ortools.sat.python import cp_model
 
+from placement.fragmentation import ShapeDistribution
 from placement.planner.solver import SolveOptions, SolveOutcome, solve
+from placement.policies import PolicyContext, make_policy, pick_best
 from placement.policies.base import (
     best_fit_domain_whole,
     first_free_whole,
@@ -44,6 +48,7 @@ class BatchOptions:
     max_nodes: int = 40
     copies: int = 4
     demand_share: float = 0.7
+    hint_policies: tuple[str, ...] = ("gpuplace",)  # greedy policies whose passes seed the solver
 
 
 @dataclass(frozen=True)
@@ -66,7 +71,7 @@ class BatchResult:
     placed_milli: int
     placed_bound_milli: int  # no placement within the model places more
     free_block_gpus: int
-    greedy_placed_milli: int
+    greedy_placed_milli: int  # the best greedy pass
     proven_optimal: bool
     scope: str
     solve_s: float  # end to end: greedy passes, candidates, model, both solves
@@ -133,31 +138,71 @@ def _placed_milli(pods: Sequence[PodRequest], assignment: Sequence[Assignment]) 
     return sum(p.total_gpu_milli for p, a in zip(pods, assignment, strict=True) if a is not None)
 
 
-def best_greedy(cluster: Cluster, pods: Sequence[PodRequest]) -> list[Assignment]:
-    """The better of two greedy passes: in the given order, and largest GPU demand first."""
-    given = greedy_pass(cluster, pods)
-    largest = greedy_pass(cluster, pods, sorted(range(len(pods)), key=lambda i: -pods[i].total_gpu_milli))
-    return largest if _placed_milli(pods, largest) > _placed_milli(pods, given) else given
+def policy_pass(cluster: Cluster, pods: Sequence[PodRequest], policy_name: str) -> list[Assignment]:
+    """One of gpuplace's placement policies choosing the nodes, in the given order (ties to the lowest
+    row); GPUs picked by `select_gpus`, so NVLink domains always hold."""
+    work = copy_cluster(cluster)
+    shapes = ShapeDistribution.from_pods(pods)
+    policy = make_policy(policy_name, PolicyContext(shapes=shapes, nvlink=True))
+    rank = np.arange(len(work))
+    out: list[Assignment] = [None] * len(pods)
+    for i, pod in enumerate(pods):
+        feasible = np.flatnonzero(work.feasible(pod))
+        if not len(feasible):
+            continue
+        node = int(feasible[pick_best(policy.score(work, pod, feasible), rank[feasible])])
+        gpus = select_gpus(work, node, pod)
+        work.place(node, pod, gpus)
+        out[i] = (node, gpus)
+    return out
+
+
+def greedy_passes(cluster: Cluster, pods: Sequence[PodRequest], policies: Sequence[str]
+                  ) -> list[list[Assignment]]:
+    """Best fit in the given order and largest GPU demand first, then each named policy in order."""
+    largest = sorted(range(len(pods)), key=lambda i: -pods[i].total_gpu_milli)
+    passes = [greedy_pass(cluster, pods), greedy_pass(cluster, pods, largest)]
+    return passes + [policy_pass(cluster, pods, name) for name in policies]
+
+
+def best_greedy(cluster: Cluster, pods: Sequence[PodRequest], policies: Sequence[str] = ()
+                ) -> list[Assignment]:
+    """The pass that places the most GPU demand (the first of equals)."""
+    return max(greedy_passes(cluster, pods, policies), key=lambda a: _placed_milli(pods, a))
 
 
 # ---- candidates -----------------------------------------------------------------------------------------
-def _candidates(cluster: Cluster, pod: PodRequest, hint: Assignment, options: BatchOptions
+def _shape(pod: PodRequest) -> tuple[object, ...]:
+    return (pod.cpu_milli, pod.memory_mib, pod.num_gpu, pod.gpu_milli, pod.gpu_models, pod.needs_domain)
+
+
+def _candidates(cluster: Cluster, pod: PodRequest, twin: int, hints: set[int], options: BatchOptions
                 ) -> tuple[list[int], bool]:
-    """Nodes the pod may go to in the model, and whether some feasible ones were left out."""
-    feasible = np.flatnonzero(cluster.feasible(pod))
+    """Nodes the pod may go to in the model, and whether some feasible ones were left out.
+
+    Half the slots go to the best-fitting nodes (at most `copies` in one identical state); the other half
+    to a window further down the best-fit order that moves with `twin`, the pod's rank among pods of the
+    same shape. Same-shaped pods are interchangeable, so their windows together reach far more nodes than
+    any one list would, without giving every pod every node."""
+    feasible = _best_fit_order(cluster, pod, np.flatnonzero(cluster.feasible(pod)))
+    half = max(1, options.max_nodes // 2)
     chosen: list[int] = []
     per_state: dict[tuple[object, ...], int] = defaultdict(int)
-    for n in _best_fit_order(cluster, pod, feasible):
+    for n in feasible:
         state = (int(cluster.model_id[n]), cluster.gpu_free[n].tobytes(), int(cluster.cpu_free[n]),
                  int(cluster.mem_free[n]), int(cluster.domain_size[n]))
         if per_state[state] >= options.copies:
             continue
         per_state[state] += 1
         chosen.append(int(n))
-        if len(chosen) >= options.max_nodes:
+        if len(chosen) >= half:
             break
-    if hint is not None and hint[0] not in chosen:
-        chosen.append(hint[0])
+    rest = [int(n) for n in feasible if int(n) not in set(chosen)]
+    if rest:
+        start = (twin * half) % len(rest)
+        window = (rest[start:] + rest[:start])[: options.max_nodes - len(chosen)]
+        chosen += window
+    chosen += sorted(hints - set(chosen))
     return chosen, len(chosen) < len(feasible)
 
 
@@ -168,6 +213,8 @@ class _Model:
         self.cluster, self.pods = cluster, pods
         self.x: dict[tuple[int, int], cp_model.IntVar] = {}
         self.z: dict[tuple[int, int, int], cp_model.IntVar] = {}
+        self.u: dict[tuple[int, int], list[tuple[cp_model.IntVar, list[int]]]] = {}  # domain choices
+        self.free: list[tuple[cp_model.IntVar, int, int | None]] = []  # (var, node, domain or whole node)
         gpu_terms: dict[tuple[int, int], list[cp_model.LinearExprT]] = defaultdict(list)
         cpu_terms: dict[int, list[cp_model.LinearExprT]] = defaultdict(list)
         mem_terms: dict[int, list[cp_model.LinearExprT]] = defaultdict(list)
@@ -216,6 +263,7 @@ class _Model:
             self.m.add(sum(self.z[i, n, g] for g in d) == pod.num_gpu * u)
         if len(groups) > 1:
             self.m.add(sum(us) == x)
+            self.u[i, n] = list(zip(us, groups, strict=True))
 
     def _block_objective(self, cands: list[list[int]]) -> tuple[cp_model.LinearExprT, int]:
         """Free-block GPUs on the nodes pods may touch (variables) plus those on the rest (a constant)."""
@@ -236,6 +284,7 @@ class _Model:
                 for i in on_node[n]:
                     self.m.add(free + self.x[i, n] <= 1)
                 terms.append(count * free)
+                self.free.append((free, n, None))
             for d in range(c.width):
                 size = int(sizes[n, d])
                 if size < 2 or blocks[n, d] != size:
@@ -247,16 +296,35 @@ class _Model:
                         if c.domain_of[n, g] == d and (i, n, g) in self.z:
                             self.m.add(free + self.z[i, n, g] <= 1)
                 terms.append(size * free)
+                self.free.append((free, n, d))
         return sum(terms), free_block_gpus(c) - touched_value
 
     def hint(self, assignment: Sequence[Assignment]) -> None:
+        """A complete hint (every variable), so that the solver starts from a full feasible solution."""
         self.m.clear_hints()
+        used: dict[int, set[int]] = defaultdict(set)  # GPUs taken per node
+        busy: set[int] = set()  # nodes that get a pod
         for (i, n), x in self.x.items():
             a = assignment[i]
             self.m.add_hint(x, a is not None and a[0] == n)
+            if a is not None and a[0] == n:
+                used[n].update(a[1])
+                busy.add(n)
         for (i, n, g), z in self.z.items():
             a = assignment[i]
             self.m.add_hint(z, a is not None and a[0] == n and g in a[1])
+        for (i, n), choices in self.u.items():
+            a = assignment[i]
+            for u, gpus in choices:
+                self.m.add_hint(u, a is not None and a[0] == n and set(a[1]) <= set(gpus))
+        for i, placed in enumerate(self.placed):
+            self.m.add_hint(placed, assignment[i] is not None)
+        c = self.cluster
+        for var, n, d in self.free:
+            if d is None:
+                self.m.add_hint(var, n not in busy)
+            else:
+                self.m.add_hint(var, not any(c.domain_of[n, g] == d for g in used[n]))
 
     def read(self, solver: cp_model.CpSolver) -> list[Assignment]:
         out: list[Assignment] = [None] * len(self.pods)
@@ -282,10 +350,14 @@ def plan_batch(cluster: Cluster, pods: Sequence[PodRequest], options: BatchOptio
     """Place `pods` (GPU pods; others are left to the scheduler) on the cluster as it is."""
     start = time.perf_counter()
     pods = [p for p in pods if p.num_gpu]
-    greedy = best_greedy(cluster, pods)
+    passes = greedy_passes(cluster, pods, options.hint_policies)
+    greedy = max(passes, key=lambda a: _placed_milli(pods, a))
     cands, cut = [], False
-    for pod, hint in zip(pods, greedy, strict=True):
-        nodes, pruned = _candidates(cluster, pod, hint, options)
+    twins: dict[tuple[object, ...], int] = defaultdict(int)
+    for i, pod in enumerate(pods):
+        hints = {a[0] for p in passes if (a := p[i]) is not None}
+        nodes, pruned = _candidates(cluster, pod, twins[_shape(pod)], hints, options)
+        twins[_shape(pod)] += 1
         cands.append(nodes)
         cut |= pruned
     model = _Model(cluster, pods, cands)

@@ -41,7 +41,7 @@ from itertools import combinations
 import numpy as np
 from ortools.sat.python import cp_model
 
-from placement.planner.snapshot import SnapNode, SnapPod, Snapshot
+from placement.planner.snapshot import SnapNode, SnapPod, Snapshot, SnapshotError
 from placement.planner.solver import SolveOptions, solve
 from placement.topology import MILLI, Cluster, GpuNode, PodRequest
 
@@ -68,8 +68,9 @@ class Move:
 
 @dataclass(frozen=True)
 class DefragResult:
-    """`status`: fits-now (no move needed), optimal or feasible (a plan; feasible = best found in the time
-    limit), no-plan (proven impossible), unknown (time ran out before any plan was found)."""
+    """`status`: fits-now (no move needed), optimal or feasible (a plan: optimal within `scope`, or the best
+    found in the time limit), no-plan (none exists within `scope`), unknown (time ran out before any plan
+    was found). `proven_optimal`: no plan in the whole cluster is cheaper (module docstring)."""
 
     status: str
     message: str
@@ -84,7 +85,6 @@ class DefragResult:
     solve_s: float = 0.0
     blocks_considered: int = 0
     blocks_total: int = 0
-    notes: tuple[str, ...] = field(default=())
 
     @property
     def found(self) -> bool:
@@ -464,3 +464,33 @@ def _extract(solver: cp_model.CpSolver, model: _Model, what: str, base: DefragRe
            f"(GPUs {','.join(map(str, gpus))})")
     return replace(base, message=msg, node=block.node, gpus=gpus, moves=tuple(ordered), cost=cost,
                    proven_optimal=proven)
+
+
+def after_plan(snapshot: Snapshot, result: DefragResult, pod: PodRequest) -> Snapshot:
+    """The snapshot once the plan is carried out (moved pods on their new GPUs, the pending pod bound as
+    `pending/<name>`), checked: no GPU given twice, CPU and memory within what each node had, NVLink pods
+    inside one domain. Raises SnapshotError for a plan that does not hold (tests and the bench use it)."""
+    if not result.found:
+        raise SnapshotError("no plan to carry out")
+    moves = {m.pod: m for m in result.moves}
+    landing = [m.to_node for m in result.moves if m.to_node != m.from_node] + [result.node]
+    if any(not snapshot.by_name[n].schedulable for n in landing if n):
+        raise SnapshotError("the plan lands a pod on a cordoned node")
+    pods = []
+    for p in snapshot.pods:
+        m = moves.get(p.key)
+        pods.append(p if m is None else replace(p, node=m.to_node, gpus=m.to_gpus))
+    req = PodRequest(pod.name, pod.cpu_milli, pod.memory_mib, pod.num_gpu, MILLI, pod.gpu_models,
+                     pod.needs_domain)
+    pods.append(SnapPod("pending", pod.name, req, result.node, result.gpus))
+    after = Snapshot(snapshot.nodes, pods, snapshot.budgets)  # raises on a GPU given twice
+    for spec in snapshot.nodes:
+        before, now = _NodeState.of(snapshot, spec), _NodeState.of(after, spec)
+        if now.cpu_used > before.cpu_cap or now.mem_used > before.mem_cap:
+            raise SnapshotError(f"node {spec.name}: the plan overcommits CPU or memory")
+        for p in now.pods:
+            if p.request.needs_domain and len({g // spec.domain_size for g in p.gpus}) > 1:
+                raise SnapshotError(f"pod {p.key} spans NVLink domains on {spec.name}")
+            if p.request.num_gpu != len(p.gpus) or not _model_ok(spec, p.request):
+                raise SnapshotError(f"pod {p.key} does not fit {spec.name}")
+    return after

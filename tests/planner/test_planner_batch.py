@@ -23,8 +23,8 @@ def test_places_every_pod_where_best_fit_strands_two_gpus() -> None:
     # Free: a 6, b 4. Pods 3,3,2,2: best fit puts a 3 on b first and cannot place the last 2.
     cluster = Cluster([gpu_node("a", [0, 0] + [1000] * 6), gpu_node("b", [0] * 4 + [1000] * 4)])
     pods = [whole(f"p{i}", k) for i, k in enumerate([3, 3, 2, 2])]
-    r = plan_batch(cluster, pods, OPTIONS)
-    assert r.greedy_placed_milli == 8000
+    r = plan_batch(cluster, pods, BatchOptions(solve=SolveOptions(time_limit_s=20), hint_policies=()))
+    assert r.greedy_placed_milli == 8000  # best fit, in order or largest first
     assert (r.placed_milli, r.unplaced, r.status, r.proven_optimal) == (10_000, (), "optimal", True)
     on = {p.pod: p.node for p in r.placements}
     assert on["p0"] == on["p1"] == "a" and on["p2"] == on["p3"] == "b"

@@ -4,14 +4,25 @@ from __future__ import annotations
 
 from typing import Any
 
-from placement.planner.defrag import DefragOptions, Move, _order, plan_defrag
-from placement.planner.snapshot import SnapNode, SnapPod, Snapshot, snapshot_from_objects
+import pytest
+
+from placement.planner.defrag import DefragOptions, DefragResult, Move, _order, after_plan
+from placement.planner.defrag import plan_defrag as solve_defrag
+from placement.planner.snapshot import SnapNode, SnapPod, Snapshot, SnapshotError, snapshot_from_objects
 from placement.planner.solver import SolveOptions
 from placement.topology import NvlinkLayout, PodRequest
 from tests.planner.k8s import as_list, node, pdb, pod
 
 NVL_PAIRS = "NVIDIA-H100-NVL"  # catalog: NVLink pairs
 OPTIONS = DefragOptions(solve=SolveOptions(time_limit_s=20))
+
+
+def plan_defrag(s: Snapshot, pod: PodRequest, options: DefragOptions = OPTIONS) -> DefragResult:
+    """The planner's answer, after checking that every plan it finds can be carried out."""
+    result = solve_defrag(s, pod, options)
+    if result.found:
+        after_plan(s, result, pod)
+    return result
 
 
 def snap(*objs: dict[str, Any]) -> Snapshot:
@@ -157,7 +168,8 @@ def test_the_pending_pods_cpu_must_fit_after_the_moves() -> None:
 
 
 def test_a_movable_cpu_only_pod_moves_to_make_cpu_room() -> None:
-    s = snap(node("a", cpu="8"), node("b", cpu="64"), pod("cpu-job", "a", 0, cpu="6"), *ones("b", "b", (0, 1)))
+    s = snap(node("a", cpu="8"), node("b", cpu="64"), pod("cpu-job", "a", 0, cpu="6"),
+             *ones("b", "b", (0, 1)))
     r = plan_defrag(s, big(cpu=4000), OPTIONS)
     assert (r.node, r.cost, [m.pod for m in r.moves]) == ("a", 1, ["default/cpu-job"])
     assert r.moves[0].to_node == "b" and r.moves[0].to_gpus == ()
@@ -168,6 +180,14 @@ def test_pruned_models_report_their_scope_and_stay_valid() -> None:
     s = snap(*(node(f"n{i}") for i in range(4)), *pods)
     r = plan_defrag(s, big(), DefragOptions(solve=SolveOptions(5), max_blocks=1, full_model_pods=1))
     assert r.found and r.cost == 2 and r.scope.startswith("pruned") and r.proven_optimal  # cost = bound
+
+
+def test_a_plan_that_overcommits_is_caught_by_the_checker() -> None:
+    s = snap(node("a"), node("b"), *ones("a", "a", (0,)), *ones("b", "b", (0,)))
+    onto_b0 = Move("default/a0", "a", (0,), "b", (0,), 1)  # GPU 0 of b is taken
+    bad = DefragResult("optimal", "", 8, "a", tuple(range(8)), moves=(onto_b0,))
+    with pytest.raises(SnapshotError, match="given to more pods"):
+        after_plan(s, bad, big())
 
 
 def test_evictions_are_ordered_so_each_pod_lands_on_gpus_already_freed() -> None:
