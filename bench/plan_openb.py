@@ -160,7 +160,7 @@ def defrag_at(say: Callable[[str], None], nodes: list[GpuNode], pods: list[PodRe
     for m in r.moves:
         src, dst = ",".join(map(str, m.from_gpus)) or "-", ",".join(map(str, m.to_gpus)) or "-"
         say(f"    evict {m.pod} ({m.from_node} GPU {src}, weight {m.weight}) -> {m.to_node} GPU {dst}")
-    say()
+    say("")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

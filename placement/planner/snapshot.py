@@ -140,7 +140,8 @@ class Budget:
 
 @dataclass
 class Snapshot:
-    """Nodes, the pods bound to them or pending, and the disruption budgets."""
+    """Nodes, the pods bound to them or pending, and the disruption budgets. Treat as read-only: pods are
+    indexed by node when it is made (build a new one for another state, as `defrag.after_plan` does)."""
 
     nodes: list[SnapNode]
     pods: list[SnapPod]
@@ -150,6 +151,10 @@ class Snapshot:
         self.by_name: dict[str, SnapNode] = {n.name: n for n in self.nodes}
         if len(self.by_name) != len(self.nodes):
             raise SnapshotError("a node name appears twice")
+        self._on: dict[str, list[SnapPod]] = {}
+        for pod in self.pods:
+            if pod.node is not None:
+                self._on.setdefault(pod.node, []).append(pod)
         for node in self.nodes:
             self.gpu_used(node.name)  # raises on overcommitted or out-of-range GPUs
 
@@ -160,7 +165,7 @@ class Snapshot:
         return [p for p in self.pods if p.node is None]
 
     def pods_on(self, node: str) -> list[SnapPod]:
-        return [p for p in self.pods if p.node == node]
+        return list(self._on.get(node, ()))
 
     def find(self, key: str) -> SnapPod | None:
         return next((p for p in self.pods if p.key == key), None)
