@@ -249,7 +249,11 @@ def _defrag(args: argparse.Namespace, snapshot: Snapshot, solve: SolveOptions) -
 def render_defrag(result: DefragResult, pod: str) -> str:
     if not result.found:
         return f"no plan for {pod}: {result.message}"
-    proof = "proven optimal" if result.proven_optimal else f"best found, lower bound {result.lower_bound}"
+    if result.proven_optimal:
+        proof = "proven optimal"
+    else:
+        within = "optimal within the scope" if result.status == "optimal" else "best found"
+        proof = f"{within}; no plan costs less than {result.lower_bound}"
     lines = [f"plan for {pod}: {result.message}",
              f"status: {result.status} ({proof}); {result.solve_s:.2f} s; {result.scope}; "
              f"{result.blocks_considered} of {result.blocks_total} blocks considered"]
@@ -304,7 +308,11 @@ def render_batch(result: BatchResult) -> str:
         return f"{milli / MILLI:g}"
 
     bound = gpus(result.placed_bound_milli)
-    proof = "proven optimal" if result.proven_optimal else f"best found, bound {bound}"
+    if result.proven_optimal:
+        proof = "proven optimal"
+    else:
+        within = "optimal within the scope" if result.status == "optimal" else "best found"
+        proof = f"{within}; within the scope no placement places more than {bound} GPUs"
     lines = [f"placed {gpus(result.placed_milli)} of {gpus(result.demand_milli)} GPUs demanded "
              f"({len(result.placements)} pods; greedy best fit: {gpus(result.greedy_placed_milli)}); "
              f"whole free-block GPUs after: {result.free_block_gpus}",

@@ -60,9 +60,10 @@ class Placement:
 
 @dataclass(frozen=True)
 class BatchResult:
-    """`status`: optimal, feasible (best found in the time limit), or greedy (the solver found nothing
-    better than its starting greedy pass in time, which is then the answer). The two phases' own
-    outcomes (status, objective, bound, seconds) are kept for reports."""
+    """`status`: optimal (both phases solved to optimality within the model: see `scope`), feasible (best
+    found in the time limit), or greedy (the solver found nothing in time; the best greedy pass is the
+    answer). `proven_optimal`: optimal and nothing was cut from the model. The two phases' own outcomes
+    (status, objective, bound, seconds) are kept for reports."""
 
     status: str
     placements: tuple[Placement, ...]
@@ -364,16 +365,14 @@ def plan_batch(cluster: Cluster, pods: Sequence[PodRequest], options: BatchOptio
     model.hint(greedy)
     demand = sum(p.total_gpu_milli for p in pods)
     limit = options.solve.time_limit_s
-    best, status = greedy, "greedy"
+    best, from_solver = greedy, False
     if _placed_milli(pods, greedy) == demand:  # nothing left to gain: the first phase is settled
         first = SolveOutcome("skipped", float(demand), float(demand), 0.0)
-        demand_settled = True
     else:
         model.m.maximize(model.demand)
         solver, first = solve(model.m, options.solve, limit * options.demand_share)
         if first.has_solution and first.objective >= _placed_milli(pods, greedy):
-            best, status = model.read(solver), first.status
-        demand_settled = first.status == "optimal" and not cut
+            best, from_solver = model.read(solver), True
     bound = int(first.bound) if first.has_solution or first.status == "skipped" else demand
     placed = _placed_milli(pods, best)
     second = SolveOutcome("skipped", 0.0, 0.0, 0.0)
@@ -382,14 +381,13 @@ def plan_batch(cluster: Cluster, pods: Sequence[PodRequest], options: BatchOptio
         model.m.add(model.demand >= placed)
         model.hint(best)
         model.m.maximize(model.blocks)
-        solver, second = solve(model.m, options.solve, remaining)
+        solver, second = solve(model.m, options.solve, remaining, light_presolve=True)
         if second.has_solution:
-            best = model.read(solver)
-            status = "feasible" if status == "greedy" else status
+            best, from_solver = model.read(solver), True
     after = _apply(cluster, pods, best)
-    proven = demand_settled and not cut and (second.status == "optimal" or not placed)
-    if status != "greedy":
-        status = "optimal" if proven else "feasible"
+    settled = first.status in ("optimal", "skipped") and (second.status == "optimal" or not placed)
+    status = "optimal" if settled else "feasible" if from_solver else "greedy"
+    proven = settled and not cut
     by_row = cluster.names
     return BatchResult(
         status=status,

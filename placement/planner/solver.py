@@ -48,11 +48,16 @@ _STATUS = {
 }
 
 
-def solve(model: cp_model.CpModel, options: SolveOptions, time_limit_s: float | None = None
-          ) -> tuple[cp_model.CpSolver, SolveOutcome]:
-    """Solve under the time limit with a fixed seed (the same input gives the same plan when the solve
-    finishes; a solve cut off by the limit may differ run to run)."""
+def solve(model: cp_model.CpModel, options: SolveOptions, time_limit_s: float | None = None,
+          light_presolve: bool = False) -> tuple[cp_model.CpSolver, SolveOutcome]:
+    """Solve under the time limit with a fixed seed. With two workers the search is not deterministic:
+    among plans of equal cost, which one comes back may differ run to run.
+
+    `light_presolve` turns probing off. Probing a model of a few 100,000 Booleans takes seconds; a solve
+    that starts from a complete hint and only polishes it (batch's second phase) is better off without."""
     solver = cp_model.CpSolver()
+    if light_presolve:
+        solver.parameters.cp_model_probing_level = 0
     solver.parameters.max_time_in_seconds = float(time_limit_s or options.time_limit_s)
     solver.parameters.num_workers = options.workers
     solver.parameters.random_seed = options.seed
