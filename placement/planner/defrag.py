@@ -33,6 +33,7 @@ recreated pod goes: the landings are the plan's expectation, not a binding.
 from __future__ import annotations
 
 import math
+import time
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -51,7 +52,7 @@ MAX_SUBSETS = 3000  # above this many k-subsets in one block, the lower bound us
 @dataclass(frozen=True)
 class DefragOptions:
     solve: SolveOptions = field(default_factory=SolveOptions)
-    max_blocks: int = 24
+    max_blocks: int = 64
     max_destinations: int = 24
     full_model_pods: int = 150
 
@@ -390,54 +391,118 @@ def plan_defrag(snapshot: Snapshot, pod: PodRequest, options: DefragOptions = De
         return DefragResult("no-plan", f"no plan opens {what}: on every node the pod may use, each block "
                             "of GPUs holds pods that cannot move (not owned by a controller that recreates "
                             f"them, and not annotated gpuplace.io/movable) or the node lacks CPU/memory", k)
-    chosen = blocks[: options.max_blocks]
-    cand_nodes = {b.node for b in chosen}
     movable = [p for p in snapshot.bound() if p.key in weights]
-    full = len(movable) <= options.full_model_pods
-    movers = movable if full else [p for p in movable if p.node in cand_nodes]
-    changing = {p.node for p in movers if p.node} | cand_nodes
+    if len(movable) <= options.full_model_pods:
+        return _joint(snapshot, states, req, blocks, movable, weights, options, what)
+    return _by_block(snapshot, states, req, blocks, weights, options, what)
+
+
+def _no_plan(base: DefragResult, what: str, reason: str) -> DefragResult:
+    where = "" if base.scope == "exact" else f" (searched: {base.scope.removeprefix('pruned: ')})"
+    return replace(base, status="no-plan", message=f"no plan opens {what}: {reason}{where}")
+
+
+def _timed_out(base: DefragResult, options: DefragOptions) -> DefragResult:
+    return replace(base, status="unknown", message=f"no plan found within the "
+                   f"{options.solve.time_limit_s:g} s time limit; raise --time-limit")
+
+
+def _joint(snapshot: Snapshot, states: dict[str, _NodeState], req: PodRequest, blocks: list[_Block],
+           movers: list[SnapPod], weights: dict[str, int], options: DefragOptions, what: str) -> DefragResult:
+    """Small clusters: one model over the cheapest blocks in which every movable pod may move (so a pod
+    may move only to make room for another)."""
+    chosen = blocks[: options.max_blocks]
+    changing = {p.node for p in movers if p.node} | {b.node for b in chosen}
+    fit = _Fit(snapshot)
     dests: dict[str, list[str]] = {}
     cut = False
-    fit = _Fit(snapshot)
     for p in movers:
         dests[p.key], pruned = fit.destinations(p, changing, options.max_destinations)
         cut |= pruned
-    scope = _scope(len(chosen) < len(blocks), full, cut, len(chosen), len(blocks), options)
+    parts = [f"the {len(chosen)} cheapest of {len(blocks)} blocks"] if len(chosen) < len(blocks) else []
+    if cut:
+        parts.append(f"at most {options.max_destinations} destinations per moved pod")
+    scope = "pruned: " + ", ".join(parts) if parts else "exact"
 
     model = _Model(states, req, chosen, movers, dests, weights)
     budget_names = model.add_budgets(snapshot)
     solver, out = solve(model.m, options.solve)
-    base = DefragResult(out.status, "", k, lower_bound=blocks[0].lower_bound, scope=scope, solve_s=out.wall_s,
-                        blocks_considered=len(chosen), blocks_total=len(blocks))
+    base = DefragResult(out.status, "", req.num_gpu, lower_bound=blocks[0].lower_bound, scope=scope,
+                        solve_s=out.wall_s, blocks_considered=len(chosen), blocks_total=len(blocks))
     if out.status == "infeasible":
-        reason = _why_infeasible(states, req, chosen, movers, dests, weights, budget_names, options)
-        return replace(base, status="no-plan", message=f"no plan opens {what}: {reason}")
+        relaxed = _Model(states, req, chosen, movers, dests, weights) if budget_names else None
+        return _no_plan(base, what, _why_infeasible(relaxed, budget_names, options))
     if not out.has_solution:
-        return replace(base, status="unknown", message=f"no plan found within the "
-                       f"{options.solve.time_limit_s:g} s time limit; raise --time-limit")
-    return _extract(solver, model, what, base)
+        return _timed_out(base, options)
+    found = _extract(solver, model, what, base)
+    proven = (out.status == "optimal" and scope == "exact") or found.cost == found.lower_bound
+    return replace(found, proven_optimal=proven)
 
 
-def _scope(blocks_cut: bool, full: bool, dests_cut: bool, n_chosen: int, n_blocks: int,
-           options: DefragOptions) -> str:
-    if not (blocks_cut or not full or dests_cut):
-        return "exact"
-    parts = []
-    if blocks_cut:
-        parts.append(f"the {n_chosen} cheapest of {n_blocks} blocks")
-    if not full:
-        parts.append("moves of pods on those nodes only")
+def _by_block(snapshot: Snapshot, states: dict[str, _NodeState], req: PodRequest, blocks: list[_Block],
+              weights: dict[str, int], options: DefragOptions, what: str) -> DefragResult:
+    """Large clusters: branch and bound over blocks, cheapest lower bound first, one small model per block
+    in which the movable pods of that node move. A block whose lower bound reaches the best plan's cost is
+    never solved (nor is any after it), so the answer is optimal within that scope once the loop ends."""
+    fit = _Fit(snapshot)
+    deadline = time.perf_counter() + options.solve.time_limit_s
+    best: DefragResult | None = None
+    blocked_by_budgets: list[tuple[_Model, list[str]]] = []
+    solved = 0
+    spent = 0.0
+    dests_cut = complete = False
+    for block in blocks[: options.max_blocks]:
+        if best is not None and block.lower_bound >= best.cost:
+            complete = True
+            break
+        left = deadline - time.perf_counter()
+        if left <= 0:
+            break
+        movers = [p for p in snapshot.pods_on(block.node) if p.key in weights]
+        if not movers:
+            continue
+        dests: dict[str, list[str]] = {}
+        for p in movers:
+            dests[p.key], pruned = fit.destinations(p, {block.node}, options.max_destinations)
+            dests_cut |= pruned
+        model = _Model(states, req, [block], movers, dests, weights)
+        budget_names = model.add_budgets(snapshot)
+        if best is not None:
+            model.m.add(model.objective <= best.cost - 1)
+        solver, out = solve(model.m, options.solve, left)
+        solved, spent = solved + 1, spent + out.wall_s
+        if out.has_solution:
+            best = _extract(solver, model, what, DefragResult(out.status, "", req.num_gpu))
+        elif out.status == "infeasible" and budget_names and best is None:
+            relaxed = _Model(states, req, [block], movers, dests, weights)
+            blocked_by_budgets.append((relaxed, budget_names))
+        if out.status not in ("optimal", "infeasible"):
+            break  # out of time inside a block: what was found so far is the answer
+    else:
+        complete = len(blocks) <= options.max_blocks
+    parts = ["moves of pods on the target node only"]
     if dests_cut:
         parts.append(f"at most {options.max_destinations} destinations per moved pod")
-    return "pruned: " + ", ".join(parts)
+    if not complete:
+        parts.append(f"{solved} of {len(blocks)} blocks solved before the limit")
+    base = DefragResult("unknown", "", req.num_gpu, lower_bound=blocks[0].lower_bound,
+                        scope="pruned: " + ", ".join(parts), solve_s=spent, blocks_considered=solved,
+                        blocks_total=len(blocks))
+    if best is None:
+        if not complete:
+            return _timed_out(base, options)
+        if blocked_by_budgets:
+            return _no_plan(base, what, _why_infeasible(*blocked_by_budgets[0], options))
+        return _no_plan(base, what, _why_infeasible(None, [], options))
+    status = "optimal" if complete else "feasible"
+    return replace(best, status=status, lower_bound=base.lower_bound, scope=base.scope, solve_s=spent,
+                   blocks_considered=solved, blocks_total=len(blocks),
+                   proven_optimal=best.cost == base.lower_bound)
 
 
-def _why_infeasible(states: dict[str, _NodeState], req: PodRequest, chosen: list[_Block],
-                    movers: list[SnapPod], dests: dict[str, list[str]], weights: dict[str, int],
-                    budget_names: list[str], options: DefragOptions) -> str:
-    """Tell a budget-caused dead end from a capacity one by solving again without the budgets."""
-    if budget_names:
-        relaxed = _Model(states, req, chosen, movers, dests, weights)
+def _why_infeasible(relaxed: _Model | None, budget_names: list[str], options: DefragOptions) -> str:
+    """Tell a budget-caused dead end from a capacity one by solving the model again without budgets."""
+    if relaxed is not None:
         _, out = solve(relaxed.m, options.solve, options.solve.time_limit_s / 2)
         if out.has_solution:
             return "only plans that break PodDisruptionBudget(s) " + ", ".join(budget_names) + " exist"
@@ -445,8 +510,7 @@ def _why_infeasible(states: dict[str, _NodeState], req: PodRequest, chosen: list
 
 
 def _extract(solver: cp_model.CpSolver, model: _Model, what: str, base: DefragResult) -> DefragResult:
-    """The plan in the solver's answer. Proven optimal: CP-SAT proved it on an exact model, or its cost
-    equals the lower bound over every block of the cluster."""
+    """The plan in the solver's answer."""
     block = next(b for b, t in zip(model.blocks, model.t, strict=True) if solver.value(t))
     gpus = tuple(g for g in block.gpus if solver.value(model.r[block.node, g]))
     moves = []
@@ -458,12 +522,10 @@ def _extract(solver: cp_model.CpSolver, model: _Model, what: str, base: DefragRe
         assert p.node is not None
         moves.append(Move(p.key, p.node, p.gpus, name, to, model.weights[p.key]))
     cost = sum(m.weight for m in moves)
-    proven = (base.status == "optimal" and base.scope == "exact") or cost == base.lower_bound
     ordered = _order(moves)
     msg = (f"move {len(ordered)} pod(s) (cost {cost}) to open {what} on {block.node} "
            f"(GPUs {','.join(map(str, gpus))})")
-    return replace(base, message=msg, node=block.node, gpus=gpus, moves=tuple(ordered), cost=cost,
-                   proven_optimal=proven)
+    return replace(base, message=msg, node=block.node, gpus=gpus, moves=tuple(ordered), cost=cost)
 
 
 def after_plan(snapshot: Snapshot, result: DefragResult, pod: PodRequest) -> Snapshot:

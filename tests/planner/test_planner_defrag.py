@@ -182,6 +182,34 @@ def test_pruned_models_report_their_scope_and_stay_valid() -> None:
     assert r.found and r.cost == 2 and r.scope.startswith("pruned") and r.proven_optimal  # cost = bound
 
 
+BY_BLOCK = DefragOptions(solve=SolveOptions(time_limit_s=20), full_model_pods=0)  # the large-cluster path
+
+
+def test_block_by_block_search_finds_the_same_optima() -> None:
+    three = snap(node("a"), node("b"), *ones("a", "a", (0, 2, 4)), *ones("b", "b", (0, 2, 4, 5, 7)))
+    r = plan_defrag(three, big(), BY_BLOCK)
+    assert (r.node, r.cost, r.status, r.proven_optimal) == ("a", 3, "optimal", True)
+    assert r.scope.startswith("pruned: moves of pods on the target node only")
+    crit = {"app": "critical"}
+    budget = snap(node("a"), node("b"), node("c"), *ones("a", "a", (0, 1, 2), labels=crit),
+                  pdb("crit", crit, max_unavailable=1), *ones("b", "b", (0, 1, 2, 3)),
+                  *ones("c", "c", (4, 5, 6, 7)))
+    r = plan_defrag(budget, big(), BY_BLOCK)
+    assert r.cost == 4 and r.node in ("b", "c") and r.status == "optimal" and not r.proven_optimal
+    assert r.blocks_considered == 2  # a (bound 3) proved impossible, b solved (4), c cut by its bound 4
+
+
+def test_block_by_block_search_names_the_budget_or_the_missing_room() -> None:
+    sel = {"app": "db"}
+    s = snap(node("a"), node("b"), *ones("a", "a", (0, 1, 2), labels=sel),
+             pdb("db-pdb", sel, min_available=3), *ones("b", "b", (0, 1, 2, 3)),
+             pod("bare", "b", at=(4,), owner=None))
+    r = plan_defrag(s, big(), BY_BLOCK)
+    assert r.status == "no-plan" and "default/db-pdb" in r.message and "searched:" in r.message
+    full = snap(node("a"), node("b"), *ones("a", "a", (0, 1, 2, 3, 4)), *ones("b", "b", (0, 1, 2, 3)))
+    assert "nowhere else to go" in plan_defrag(full, big(), BY_BLOCK).message
+
+
 def test_a_plan_that_overcommits_is_caught_by_the_checker() -> None:
     s = snap(node("a"), node("b"), *ones("a", "a", (0,)), *ones("b", "b", (0,)))
     onto_b0 = Move("default/a0", "a", (0,), "b", (0,), 1)  # GPU 0 of b is taken
