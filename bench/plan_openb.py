@@ -168,7 +168,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--data", type=Path, default=DATA)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--fill", type=float, default=0.85, help="allocated GPU share before the batch")
-    ap.add_argument("--defrag-fills", type=float, nargs="+", default=[0.75, 0.85, 0.90])
+    ap.add_argument("--defrag-fills", type=float, nargs="+", default=[0.75, 0.85, 0.90, 0.95])
     ap.add_argument("--fill-policy", default="least-allocated",
                     help="greedy policy of the fill (default: kube-scheduler's default spreading)")
     ap.add_argument("--unmovable", type=float, default=0.10)

@@ -69,7 +69,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     d.add_argument("--no-nvlink", action="store_true",
                    help="with --gpus: k GPUs on one node suffice (default: one NVLink domain)")
     d.add_argument("--max-blocks", type=int, default=DefragOptions.max_blocks,
-                   help="candidate blocks given to the solver (cheapest first)")
+                   help="small clusters: candidate blocks in the one joint model (cheapest first)")
     d.add_argument("--apply", action="store_true",
                    help="evict the plan's pods through the Eviction API, in order (live cluster only)")
     d.set_defaults(func=run)

@@ -16,14 +16,20 @@ do I move, and where do they go? The answer is a CP-SAT model over the snapshot:
   distinct priorities of movable pods from the lowest (0). Moving a 4-GPU pod costs as much as four
   1-GPU pods; moving a pod of the next priority class up costs double.
 
-Size control, for 1,000+ node clusters: blocks are ranked by a lower bound of what clearing them costs
-(the cheapest k GPUs of the block, counting every pod on them), and only the `max_blocks` cheapest go to
-the solver. Up to `full_model_pods` movable pods every one of them may move; beyond that only those on
-the candidate nodes. CPU-only pods move too when they are movable: a block of free GPUs is no use to a
-pod whose node has no CPU left for it. Each moved pod considers at most `max_destinations` nodes (its
-own node, then those it fits now, fullest first, then those where room may open). Any pruning is
-reported in `scope`; the plan is called proven optimal only when the model was exact and solved to
-optimality, or its cost equals the lower bound over every block of the cluster (no plan can be cheaper).
+Two searches. Blocks are ranked by a lower bound of what clearing them costs (the cheapest k GPUs of the
+block, counting every pod on them).
+- Up to `full_model_pods` movable pods (small clusters): one joint model over the `max_blocks` cheapest
+  blocks in which every movable pod may move, so a pod may move just to make room for another.
+- Beyond that: branch and bound over the blocks, cheapest bound first, one small model per block in which
+  the movable pods of that node move, until the time limit. Once the best plan costs no more than the
+  next block's bound, the search stops: the plan is optimal among plans that only move pods off the
+  target node. Proving that a block cannot be opened takes milliseconds this way, where one big model
+  over many blocks could spend its whole time limit failing to.
+CPU-only pods move too when they are movable: a block of free GPUs is no use to a pod whose node has no
+CPU left for it. Each moved pod considers at most `max_destinations` nodes (its own node, then those it
+fits now, fullest first, then those where room may open). Any cut is reported in `scope`; `status`
+optimal means optimal within that scope; `proven_optimal` means optimal in the whole cluster: the model
+was exact and solved to optimality, or the plan's cost equals the lowest bound of all blocks.
 
 The plan is ordered: evictions first, a pod evicted only after the pods whose GPUs it is planned to land
 on; then where each pod lands; then the pending pod's node and GPUs. kube-scheduler still decides where a
@@ -52,7 +58,7 @@ MAX_SUBSETS = 3000  # above this many k-subsets in one block, the lower bound us
 @dataclass(frozen=True)
 class DefragOptions:
     solve: SolveOptions = field(default_factory=SolveOptions)
-    max_blocks: int = 64
+    max_blocks: int = 24  # joint model only
     max_destinations: int = 24
     full_model_pods: int = 150
 
@@ -451,7 +457,7 @@ def _by_block(snapshot: Snapshot, states: dict[str, _NodeState], req: PodRequest
     solved = 0
     spent = 0.0
     dests_cut = complete = False
-    for block in blocks[: options.max_blocks]:
+    for block in blocks:
         if best is not None and block.lower_bound >= best.cost:
             complete = True
             break
@@ -479,12 +485,12 @@ def _by_block(snapshot: Snapshot, states: dict[str, _NodeState], req: PodRequest
         if out.status not in ("optimal", "infeasible"):
             break  # out of time inside a block: what was found so far is the answer
     else:
-        complete = len(blocks) <= options.max_blocks
+        complete = True
     parts = ["moves of pods on the target node only"]
     if dests_cut:
         parts.append(f"at most {options.max_destinations} destinations per moved pod")
     if not complete:
-        parts.append(f"{solved} of {len(blocks)} blocks solved before the limit")
+        parts.append(f"{solved} of {len(blocks)} blocks solved before the time limit")
     base = DefragResult("unknown", "", req.num_gpu, lower_bound=blocks[0].lower_bound,
                         scope="pruned: " + ", ".join(parts), solve_s=spent, blocks_considered=solved,
                         blocks_total=len(blocks))
