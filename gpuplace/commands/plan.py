@@ -21,7 +21,7 @@ import yaml
 from gpuplace.cli import EXIT_FINDINGS, EXIT_OK, UsageError
 from placement.catalog import default_gpu_catalog
 from placement.planner.batch import BatchOptions, BatchResult, plan_batch
-from placement.planner.defrag import DefragOptions, DefragResult, plan_defrag
+from placement.planner.defrag import DefragOptions, DefragResult, fragmentation_finding, plan_defrag
 from placement.planner.snapshot import (
     Snapshot,
     SnapshotError,
@@ -235,9 +235,15 @@ def _defrag(args: argparse.Namespace, snapshot: Snapshot, solve: SolveOptions) -
     target = _defrag_target(args, snapshot)
     options = DefragOptions(solve=solve, max_blocks=max(1, args.max_blocks))
     result = plan_defrag(snapshot, target, options)
+    ns, _, name = target.name.rpartition("/")
+    finding = fragmentation_finding(snapshot, dataclasses.replace(target, name=name), result, ns or None)
     if args.output == "json":
-        print(json.dumps({"pod": target.name, "found": result.found, **dataclasses.asdict(result)}, indent=2))
+        doc = {"pod": target.name, "found": result.found, **dataclasses.asdict(result),
+               "findings": [finding.as_dict()] if finding else []}
+        print(json.dumps(doc, indent=2))
     else:
+        if finding:
+            print(finding.message)
         print(render_defrag(result, target.name))
     if not result.found:
         return EXIT_FINDINGS

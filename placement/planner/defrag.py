@@ -48,6 +48,7 @@ from itertools import combinations
 import numpy as np
 from ortools.sat.python import cp_model
 
+from placement.findings import Code, Finding, ObjectRef
 from placement.planner.snapshot import SnapNode, SnapPod, Snapshot, SnapshotError
 from placement.planner.solver import SolveOptions, solve
 from placement.topology import MILLI, Cluster, GpuNode, PodRequest
@@ -562,3 +563,27 @@ def after_plan(snapshot: Snapshot, result: DefragResult, pod: PodRequest) -> Sna
             if p.request.num_gpu != len(p.gpus) or not _model_ok(spec, p.request):
                 raise SnapshotError(f"pod {p.key} does not fit {spec.name}")
     return after
+
+
+def fragmentation_finding(snapshot: Snapshot, pod: PodRequest, result: DefragResult,
+                          namespace: str | None = None) -> Finding | None:
+    """design.md's `fragmentation` finding: the pod needs k GPUs in one NVLink domain (or node) and k are
+    free on the nodes it may use, but only in pieces. None when they are free together or not at all."""
+    req = PodRequest(pod.name, pod.cpu_milli, pod.memory_mib, pod.num_gpu, MILLI, pod.gpu_models,
+                     pod.needs_domain)
+    free_total = largest = 0
+    for spec in snapshot.nodes:
+        if not _static_fit(spec, req):
+            continue
+        free = [u == 0 for u in snapshot.gpu_used(spec.name)]
+        free_total += sum(free)
+        largest = max([largest] + [sum(free[g] for g in b) for b in _blocks(spec, req.needs_domain)])
+    k = req.num_gpu
+    if result.status == "fits-now" or free_total < k:
+        return None
+    unit = "one NVLink domain" if req.needs_domain else "one node"
+    fix = f" Plan: {result.message}." if result.found else ""
+    detail = (f"needs {k} GPUs in {unit}; {free_total} are free on nodes it may use, at most {largest} "
+              f"in {unit}.{fix}")
+    return Finding(Code.FRAGMENTATION, ObjectRef("Pod", pod.name, namespace), detail,
+                   figures={"gpus": k, "free_gpus": free_total, "largest_free_block": largest})

@@ -31,16 +31,18 @@ def snapshot_file(tmp_path: Path) -> Path:
 def test_defrag_prints_the_ordered_plan(snapshot_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["plan", "defrag", "--snapshot", str(snapshot_file), "--pod", "ml/big"]) == 0
     out = capsys.readouterr().out
+    assert out.splitlines()[0].startswith("gpuplace[fragmentation]: pod/big needs 8 GPUs in one NVLink "
+                                          "domain; 8 are free on nodes it may use, at most 5 in one NVLink")
     assert "move 3 pod(s) (cost 3) to open 8 GPUs in one NVLink domain on a" in out
     assert "proven optimal" in out
-    assert [line.split(".")[0].strip() for line in out.splitlines()[2:]] == ["1", "2", "3", "4"]
+    assert [line.split(".")[0].strip() for line in out.splitlines()[3:]] == ["1", "2", "3", "4"]
     assert out.splitlines()[-1].strip() == "4. ml/big -> a GPU 0,1,2,3,4,5,6,7"
 
 
 def test_defrag_json_and_a_hypothetical_pod(snapshot_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["plan", "defrag", "--snapshot", str(snapshot_file), "--gpus", "4", "-o", "json"]) == 0
     doc = json.loads(capsys.readouterr().out)
-    assert doc["found"] and doc["status"] == "fits-now" and doc["moves"] == []
+    assert doc["found"] and doc["status"] == "fits-now" and doc["moves"] == [] and doc["findings"] == []
 
 
 def test_no_plan_exits_1_with_the_reason(snapshot_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
