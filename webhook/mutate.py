@@ -1,0 +1,69 @@
+"""The JSONPatch /mutate returns: requirements stamped as annotations on the pod template, and optionally
+schedulerName on GPU pods. Idempotent: an object that already carries the same values gets an empty patch."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from placement.workload import Workload
+
+DEFAULT_SCHEDULER = "default-scheduler"
+
+
+def pointer(path: Sequence[str]) -> str:
+    """RFC 6901: `~` -> `~0`, `/` -> `~1` (annotation keys contain `/`)."""
+    return "".join("/" + p.replace("~", "~0").replace("/", "~1") for p in path)
+
+
+def _template(obj: Mapping[str, Any], path: Sequence[str]) -> Mapping[str, Any] | None:
+    node: Any = obj
+    for key in path:
+        if not isinstance(node, Mapping) or key not in node:
+            return None
+        node = node[key]
+    return node if isinstance(node, Mapping) else None
+
+
+def annotation_patch(
+    obj: Mapping[str, Any], path: Sequence[str], wanted: Mapping[str, str]
+) -> list[dict[str, Any]]:
+    """Ops that make `<path>/metadata/annotations` carry `wanted`, whatever already exists there."""
+    holder = _template(obj, path)
+    if holder is None or not wanted:
+        return []
+    meta = holder.get("metadata")
+    if not isinstance(meta, Mapping):
+        return [{"op": "add", "path": pointer([*path, "metadata"]), "value": {"annotations": dict(wanted)}}]
+    current = meta.get("annotations")
+    if not isinstance(current, Mapping):
+        return [{"op": "add", "path": pointer([*path, "metadata", "annotations"]), "value": dict(wanted)}]
+    return [
+        {"op": "add", "path": pointer([*path, "metadata", "annotations", key]), "value": value}
+        for key, value in sorted(wanted.items())
+        if current.get(key) != value
+    ]
+
+
+def scheduler_patch(obj: Mapping[str, Any], path: Sequence[str], scheduler: str) -> list[dict[str, Any]]:
+    """Route GPU pods to gpuplace's scheduler unless the user chose a scheduler of their own."""
+    holder = _template(obj, path)
+    spec = holder.get("spec") if holder else None
+    if not isinstance(spec, Mapping):
+        return []
+    current = spec.get("schedulerName")
+    if current == scheduler or current not in (None, "", DEFAULT_SCHEDULER):
+        return []
+    return [{"op": "add", "path": pointer([*path, "spec", "schedulerName"]), "value": scheduler}]
+
+
+def mutation(
+    obj: Mapping[str, Any], workload: Workload, stamps: Mapping[str, str], scheduler: str | None
+) -> list[dict[str, Any]]:
+    # Kinds with a pod template stamp it; a Pod stamps itself; an InferenceService its own metadata
+    # (KServe copies it to the predictor pods).
+    path: tuple[str, ...] = workload.template_path or ()
+    ops = annotation_patch(obj, path, stamps)
+    if scheduler and workload.ref.kind != "InferenceService":
+        ops += scheduler_patch(obj, path, scheduler)
+    return ops

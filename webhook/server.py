@@ -1,0 +1,154 @@
+"""The aiohttp application: /validate, /mutate, /healthz, /readyz, /metrics.
+
+It never takes the cluster down: every review is answered within the configured budget; an internal
+error or a timeout answers `allowed: true` with a warning that the check was skipped (and counts it);
+a malformed review gets HTTP 400 with the reason; a body over the limit gets 413 (aiohttp's own limit).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from webhook.admission import Request, ReviewError, allow, deny, parse_review
+from webhook.metrics import Metrics
+from webhook.validate import Reviewer
+
+log = logging.getLogger("gpuplace.webhook")
+SKIPPED = "gpuplace: check skipped ({why}); see the gpuplace webhook logs"
+
+REVIEWER = web.AppKey("reviewer", Reviewer)
+METRICS = web.AppKey("metrics", Metrics)
+
+
+def make_app(reviewer: Reviewer, metrics: Metrics | None = None) -> web.Application:
+    app = web.Application(client_max_size=reviewer.cfg.max_body_bytes)
+    app[REVIEWER] = reviewer
+    app[METRICS] = metrics or Metrics()
+    app.router.add_post("/validate", validate_handler)
+    app.router.add_post("/mutate", mutate_handler)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", healthz)
+    app.router.add_get("/metrics", metrics_handler)
+    return app
+
+
+async def healthz(_request: web.Request) -> web.Response:
+    return web.Response(text="ok")
+
+
+async def metrics_handler(request: web.Request) -> web.Response:
+    body = generate_latest(request.app[METRICS].registry)
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+async def validate_handler(request: web.Request) -> web.Response:
+    return await _review(request, "validate", _validate)
+
+
+async def mutate_handler(request: web.Request) -> web.Response:
+    return await _review(request, "mutate", _mutate)
+
+
+Step = Callable[[web.Application, Request], Awaitable[dict[str, Any]]]
+
+
+async def _review(request: web.Request, endpoint: str, step: Step) -> web.Response:
+    app, metrics = request.app, request.app[METRICS]
+    started = time.perf_counter()
+    try:
+        body = await request.read()
+        req = parse_review(body)
+    except web.HTTPRequestEntityTooLarge:
+        metrics.requests.labels(endpoint, "", "too-large").inc()
+        raise
+    except ReviewError as exc:
+        metrics.requests.labels(endpoint, "", "malformed").inc()
+        log.warning("%s: malformed review: %s", endpoint, exc)
+        return web.json_response({"error": f"malformed AdmissionReview: {exc}"}, status=400)
+    budget = app[REVIEWER].cfg.timeout_budget_s
+    try:
+        answer = await asyncio.wait_for(step(app, req), budget)
+        outcome = "ok"
+    except TimeoutError:
+        answer, outcome = _skipped(req, f"timed out after {budget:g}s", endpoint), "timeout"
+        metrics.skipped.labels(endpoint, "timeout").inc()
+        log.error(
+            "%s %s %s/%s uid=%s: timed out after %gs; allowed",
+            endpoint,
+            req.kind,
+            req.object_namespace,
+            req.object_name,
+            req.uid,
+            budget,
+        )
+    except Exception:
+        answer, outcome = _skipped(req, "internal error", endpoint), "error"
+        metrics.skipped.labels(endpoint, "error").inc()
+        log.exception(
+            "%s %s %s/%s uid=%s: internal error; allowed",
+            endpoint,
+            req.kind,
+            req.object_namespace,
+            req.object_name,
+            req.uid,
+        )
+    metrics.requests.labels(endpoint, req.kind, outcome).inc()
+    metrics.latency.labels(endpoint).observe(time.perf_counter() - started)
+    return web.json_response(answer)
+
+
+def _skipped(req: Request, why: str, endpoint: str) -> dict[str, Any]:
+    # A mutating response carries no warning about validation; both fail open.
+    return allow(req.uid, warnings=[SKIPPED.format(why=why)] if endpoint == "validate" else ())
+
+
+async def _validate(app: web.Application, req: Request) -> dict[str, Any]:
+    reviewer, metrics = app[REVIEWER], app[METRICS]
+    outcome = await reviewer.validate(req)
+    d = outcome.decision
+    for f in outcome.findings:
+        metrics.findings.labels(f.code.value, f.effective_severity.value, outcome.mode).inc()
+    metrics.decisions.labels(d.verdict, outcome.mode).inc()
+    codes = ",".join(sorted({f.code.value for f in outcome.findings})) or "-"
+    log.info(
+        "validate %s %s %s/%s uid=%s dryRun=%s mode=%s decision=%s codes=%s%s",
+        req.operation,
+        req.kind,
+        req.object_namespace,
+        req.object_name,
+        req.uid,
+        req.dry_run,
+        outcome.mode,
+        d.verdict,
+        codes,
+        f" ({outcome.note})" if outcome.note else "",
+    )
+    if not d.allowed:
+        return deny(req.uid, d.message, d.warnings, d.audit)
+    return allow(req.uid, d.warnings, d.audit)
+
+
+async def _mutate(app: web.Application, req: Request) -> dict[str, Any]:
+    reviewer = app[REVIEWER]
+    mode, _ = await reviewer.mode_for(req.object_namespace)
+    if mode == "exempt":
+        return allow(req.uid)
+    ops = reviewer.mutate(req)
+    if ops:
+        log.info(
+            "mutate %s %s %s/%s uid=%s: %d patch ops",
+            req.operation,
+            req.kind,
+            req.object_namespace,
+            req.object_name,
+            req.uid,
+            len(ops),
+        )
+    return allow(req.uid, patch=ops)

@@ -1,0 +1,128 @@
+"""What /validate and /mutate decide for one request (async, bounded API reads; no HTTP here)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from gpuplace.config import WebhookConfig
+from placement.autoscaling import Autoscaler, extract_autoscaler, is_autoscaler
+from placement.checks import CheckContext, check_autoscaler, check_workload, servings
+from placement.findings import Finding
+from placement.requirements import gpu_spec_hash, requirements
+from placement.serving import Serving
+from placement.workload import WORKLOAD_KINDS, Workload, WorkloadError, extract
+from webhook.admission import Request
+from webhook.cluster import ClusterReader
+from webhook.decision import Decision, decide
+from webhook.mutate import mutation
+
+log = logging.getLogger("gpuplace.webhook")
+ALWAYS_EXEMPT = ("kube-system",)
+
+
+@dataclass
+class Outcome:
+    decision: Decision
+    findings: list[Finding]
+    mode: str
+    note: str = ""  # why nothing was judged (exempt, unchanged, not ours)
+
+
+class Reviewer:
+    def __init__(
+        self, cfg: WebhookConfig, ctx: CheckContext, reader: ClusterReader | None, own_namespace: str
+    ) -> None:
+        self.cfg, self.ctx, self.reader, self.own_namespace = cfg, ctx, reader, own_namespace
+
+    async def mode_for(self, namespace: str | None) -> tuple[str, str]:
+        """(mode, note): exempt namespaces, then the namespace's gpuplace.io/mode label, else the default."""
+        if namespace and (
+            namespace in ALWAYS_EXEMPT
+            or namespace == self.own_namespace
+            or namespace in self.cfg.exempt_namespaces
+        ):
+            return "exempt", f"namespace {namespace} is exempt"
+        if namespace and self.reader is not None:
+            labels, note = await self.reader.namespace_labels(namespace)
+            if labels is None:
+                log.warning("namespace %s: mode label unread (%s); using %s", namespace, note, self.cfg.mode)
+            elif labels.get(self.cfg.mode_label) in ("enforce", "warn", "audit"):
+                return labels[self.cfg.mode_label], ""
+            elif self.cfg.mode_label in labels:
+                log.warning(
+                    "namespace %s: %s=%r is not enforce|warn|audit; using %s",
+                    namespace,
+                    self.cfg.mode_label,
+                    labels[self.cfg.mode_label],
+                    self.cfg.mode,
+                )
+        return self.cfg.mode, ""
+
+    async def validate(self, req: Request) -> Outcome:
+        mode, note = await self.mode_for(req.object_namespace)
+        if mode == "exempt" or req.obj is None:
+            return Outcome(Decision(True), [], mode, note or "nothing to judge")
+        if req.operation == "UPDATE" and _unchanged(req, self.ctx):
+            return Outcome(Decision(True), [], mode, "GPU spec unchanged")
+        findings = await self.findings(req.obj, req.object_namespace)
+        return Outcome(decide(findings, mode), findings, mode)
+
+    async def findings(self, obj: Mapping[str, Any], namespace: str | None) -> list[Finding]:
+        out: list[Finding] = []
+        workload = _workload(obj, self.ctx)
+        if workload is not None:
+            out.extend(check_workload(workload, self.ctx))
+        if is_autoscaler(obj):
+            autoscaler = extract_autoscaler(obj)
+            if autoscaler is not None:
+                targets, note = await self._targets(autoscaler, workload, namespace)
+                out.extend(check_autoscaler(autoscaler, lambda _a: (targets, note), self.ctx))
+        return out
+
+    async def _targets(
+        self, a: Autoscaler, own: Workload | None, namespace: str | None
+    ) -> tuple[list[Serving] | None, str]:
+        if own is not None and a.target_kind == own.ref.kind and a.target_name == own.ref.name:
+            return servings(own, self.ctx), ""  # Knative Service / InferenceService scale themselves
+        if self.reader is None or not namespace:
+            return None, "no API access to read the target"
+        obj, note = await self.reader.target(a.target_kind, namespace, a.target_name)
+        if obj is None:
+            return None, note
+        target = _workload(obj, self.ctx)
+        return (servings(target, self.ctx), "") if target else (None, "target has no pod template")
+
+    def mutate(self, req: Request) -> list[dict[str, Any]]:
+        if req.obj is None or req.kind not in WORKLOAD_KINDS:
+            return []
+        workload = _workload(req.obj, self.ctx)
+        if workload is None or not workload.gpu_containers:
+            return []
+        stamps = requirements(workload, self.ctx)
+        # A Pod's schedulerName is immutable after creation.
+        scheduler = self.cfg.scheduler_name if (req.operation == "CREATE" or req.kind != "Pod") else None
+        return mutation(req.obj, workload, stamps, scheduler)
+
+
+def _workload(obj: Mapping[str, Any], ctx: CheckContext) -> Workload | None:
+    try:
+        return extract(obj, ctx.gpus)
+    except WorkloadError as exc:
+        # The apiserver has validated built-in kinds; this is a CRD with a shape gpuplace cannot read.
+        log.warning("%s/%s: cannot read: %s", obj.get("kind"), (obj.get("metadata") or {}).get("name"), exc)
+        return None
+
+
+def _unchanged(req: Request, ctx: CheckContext) -> bool:
+    """On UPDATE, an unchanged GPU spec is not re-judged: editing labels must not start failing."""
+    if req.old_obj is None or req.obj is None:
+        return False
+    if is_autoscaler(req.obj) and req.obj.get("spec") != req.old_obj.get("spec"):
+        return False
+    new, old = _workload(req.obj, ctx), _workload(req.old_obj, ctx)
+    if new is None or old is None:
+        return new is None and old is None and req.obj.get("spec") == req.old_obj.get("spec")
+    return gpu_spec_hash(new) == gpu_spec_hash(old)
