@@ -1,0 +1,251 @@
+"""The admission webhook on a real kube-apiserver, driven by kubectl, with the shipped webhook
+configurations from manifests/ pointed at a locally running `gpuplace webhook`."""
+
+from __future__ import annotations
+
+import socket
+import ssl
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.harness import ControlPlane
+
+pytestmark = pytest.mark.e2e
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLES = REPO / "examples"
+KEDA_CRD = {
+    "apiVersion": "apiextensions.k8s.io/v1",
+    "kind": "CustomResourceDefinition",
+    "metadata": {"name": "scaledobjects.keda.sh"},
+    "spec": {
+        "group": "keda.sh",
+        "names": {"kind": "ScaledObject", "plural": "scaledobjects", "singular": "scaledobject"},
+        "scope": "Namespaced",
+        "versions": [
+            {
+                "name": "v1alpha1",
+                "served": True,
+                "storage": True,
+                "schema": {
+                    "openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
+                },
+            }
+        ],
+    },
+}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class LocalWebhook:
+    def __init__(self, cp: ControlPlane, work: Path) -> None:
+        self.cp, self.work = cp, work
+        self.port = free_port()
+        self.pair = cp.ca.issue_serving_cert("gpuplace-webhook-e2e")
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        log = open(self.work / "webhook.log", "ab")  # noqa: SIM115 - lives as long as the process
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "gpuplace",
+                "webhook",
+                "--port",
+                str(self.port),
+                "--host",
+                "127.0.0.1",
+                "--cert-file",
+                str(self.pair.cert_path),
+                "--key-file",
+                str(self.pair.key_path),
+                "--kubeconfig",
+                str(self.cp.kubeconfig),
+                "--namespace",
+                "gpuplace-system",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=REPO,
+        )
+        ctx = ssl.create_default_context(cafile=str(self.cp.ca_cert_path))
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"https://127.0.0.1:{self.port}/readyz", context=ctx, timeout=1):
+                    return
+            except OSError:
+                if self.proc.poll() is not None:
+                    break
+                time.sleep(0.2)
+        raise RuntimeError(f"webhook did not start: {(self.work / 'webhook.log').read_text()[-2000:]}")
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=10)
+
+    def configurations(self) -> list[dict[str, Any]]:
+        """manifests/base/webhooks.yaml with clientConfig pointed at this process."""
+        docs = list(yaml.safe_load_all((REPO / "manifests/base/webhooks.yaml").read_text()))
+        for doc in docs:
+            for hook in doc["webhooks"]:
+                path = hook["clientConfig"]["service"]["path"]
+                hook["clientConfig"] = {
+                    "url": f"https://127.0.0.1:{self.port}{path}",
+                    "caBundle": self.cp.ca.bundle_b64,
+                }
+        return docs
+
+
+@pytest.fixture(scope="module")
+def webhook(control_plane: ControlPlane, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalWebhook]:
+    if control_plane.external:
+        pytest.skip("the API server of an external cluster cannot reach a webhook on this host's loopback")
+    hook = LocalWebhook(control_plane, tmp_path_factory.mktemp("webhook"))
+    hook.start()
+    configs = hook.configurations()
+    control_plane.apply(KEDA_CRD, *configs)
+    control_plane.kubectl("wait", "--for=condition=Established", "crd/scaledobjects.keda.sh", "--timeout=30s")
+    time.sleep(1)  # the apiserver picks up new webhook configurations asynchronously
+    yield hook
+    hook.stop()
+    control_plane.kubectl(
+        "delete",
+        "validatingwebhookconfiguration,mutatingwebhookconfiguration",
+        "gpuplace",
+        "--ignore-not-found",
+        check=False,
+    )
+
+
+def example(name: str, namespace: str) -> list[dict[str, Any]]:
+    docs = [d for d in yaml.safe_load_all((EXAMPLES / name).read_text()) if d]
+    for d in docs:
+        d["metadata"]["namespace"] = namespace
+    return docs
+
+
+def kubectl_apply(
+    cp: ControlPlane, docs: list[dict[str, Any]], *flags: str
+) -> subprocess.CompletedProcess[str]:
+    text = yaml.safe_dump_all(docs)
+    return cp.kubectl("apply", *flags, "-f", "-", input=text, check=False)
+
+
+def test_oom_prone_deployment_is_denied_with_the_design_message(control_plane, webhook):
+    ns = control_plane.create_namespace("wh")
+    proc = kubectl_apply(control_plane, example("vllm-llama70b-on-l40s-oom.yaml", ns))
+    assert proc.returncode != 0
+    assert (
+        'admission webhook "workloads.gpuplace.io" denied the request: gpuplace[oom-risk]: deploy/llama-70b '
+        "container vllm needs 131.4 GiB/GPU for weights at tp=1; NVIDIA-L40S gives 40.1 GiB (44.6 x 0.90)."
+        in proc.stderr
+    )
+    assert control_plane.kubectl("get", "deploy", "llama-70b", "-n", ns, check=False).returncode != 0
+
+
+def test_misplaced_deployment_is_created_with_a_warning_and_a_mutated_template(control_plane, webhook):
+    ns = control_plane.create_namespace("wh")
+    proc = kubectl_apply(control_plane, example("vllm-llama8b-on-h100-misplaced.yaml", ns))
+    assert proc.returncode == 0, proc.stderr
+    assert "Warning: gpuplace[tier-misplacement]: deploy/llama-8b container vllm" in proc.stderr
+    deploy = control_plane.kubectl_json("get", "deploy", "llama-8b", "-n", ns)
+    annotations = deploy["spec"]["template"]["metadata"]["annotations"]
+    assert int(annotations["gpuplace.io/gpu-memory-min"]) > 16000
+    assert annotations["gpuplace.io/model-resolved"] == "meta-llama/Llama-3.1-8B-Instruct"
+    assert annotations["gpuplace.io/nvlink"] == "none" and annotations["gpuplace.io/inputs-hash"]
+    # Editing labels of the running deployment is not re-judged: no warning the second time.
+    relabel = control_plane.kubectl("label", "deploy", "llama-8b", "-n", ns, "team=search")
+    assert "Warning" not in relabel.stderr
+
+
+def test_keda_scaled_object_with_default_min_replicas_warns_cold_start(control_plane, webhook):
+    ns = control_plane.create_namespace("wh")
+    docs = example("keda-llama70b-cold-start.yaml", ns)
+    assert kubectl_apply(control_plane, docs[:1]).returncode == 0
+    proc = kubectl_apply(control_plane, docs[1:])
+    assert proc.returncode == 0, proc.stderr
+    assert (
+        "Warning: gpuplace[cold-start]: scaledobject/llama-70b-fp8 scales deployment/llama-70b-fp8 to zero "
+        "(KEDA default minReplicaCount 0)" in proc.stderr
+    )
+    assert "67.7 GiB of weights" in proc.stderr  # the target was read through the API
+
+
+def test_server_dry_run_previews_findings_and_stores_nothing(control_plane, webhook):
+    ns = control_plane.create_namespace("wh")
+    denied = kubectl_apply(control_plane, example("vllm-llama70b-on-l40s-oom.yaml", ns), "--dry-run=server")
+    assert denied.returncode != 0 and "gpuplace[oom-risk]" in denied.stderr
+    warned = kubectl_apply(
+        control_plane, example("vllm-llama8b-on-h100-misplaced.yaml", ns), "--dry-run=server"
+    )
+    assert warned.returncode == 0 and "Warning: gpuplace[tier-misplacement]" in warned.stderr
+    assert "(server dry run)" in warned.stdout
+    listed = control_plane.kubectl_json("get", "deploy", "-n", ns)
+    assert listed["items"] == []
+
+
+def test_namespace_labelled_warn_turns_the_denial_into_a_warning(control_plane, webhook):
+    ns = control_plane.create_namespace("wh", labels={"gpuplace.io/mode": "warn"})
+    proc = kubectl_apply(control_plane, example("vllm-llama70b-on-l40s-oom.yaml", ns))
+    assert proc.returncode == 0, proc.stderr
+    assert "Warning: gpuplace[oom-risk]: deploy/llama-70b" in proc.stderr
+
+
+def test_pod_without_gpus_is_skipped_by_match_conditions(control_plane, webhook):
+    ns = control_plane.create_namespace("wh")
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "cpu-only", "namespace": ns},
+        "spec": {
+            "containers": [
+                {
+                    "name": "c",
+                    "image": "vllm/vllm-openai:v0.10.1",
+                    "command": ["vllm", "serve", "meta-llama/Llama-3.1-405B-Instruct"],
+                }
+            ]
+        },
+    }
+    before = _requests(webhook)
+    proc = kubectl_apply(control_plane, [pod])
+    assert proc.returncode == 0 and "Warning" not in proc.stderr
+    assert _requests(webhook) == before  # the apiserver never called the webhook
+
+
+def test_webhook_down_fails_open_within_the_timeout(control_plane, webhook):
+    ns = control_plane.create_namespace("wh")
+    webhook.stop()
+    started = time.monotonic()
+    proc = kubectl_apply(control_plane, example("vllm-llama70b-on-l40s-oom.yaml", ns))
+    elapsed = time.monotonic() - started
+    assert proc.returncode == 0, proc.stderr
+    assert elapsed < 10  # failurePolicy Ignore: refused connections are skipped, timeoutSeconds is 3
+    webhook.start()
+
+
+def _requests(hook: LocalWebhook) -> float:
+    ctx = ssl.create_default_context(cafile=str(hook.cp.ca_cert_path))
+    with urllib.request.urlopen(f"https://127.0.0.1:{hook.port}/metrics", context=ctx, timeout=5) as resp:
+        text = resp.read().decode()
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("gpuplace_webhook_requests_total{")
+    )
