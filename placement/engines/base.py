@@ -12,6 +12,7 @@ import re
 import shlex
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 
 # Value spellings the engines accept for their dtype flags; anything else makes the engine refuse to start.
 WEIGHT_DTYPES = {"auto", "half", "float16", "fp16", "bfloat16", "bf16", "float", "float32", "fp32"}
@@ -83,8 +84,9 @@ class Container:
     args: tuple[str, ...] = ()
     env: Mapping[str, str | None] = field(default_factory=dict)
 
-    @property
+    @cached_property
     def argv(self) -> list[str]:
+        """command + args as the engine sees them (computed once: every engine's detect reads it)."""
         return expand_argv(list(self.command) + list(self.args), self.env)
 
 
