@@ -45,6 +45,24 @@ def annotation_patch(
     ]
 
 
+def stamps_on(obj: Mapping[str, Any], path: Sequence[str], keys: Sequence[str]) -> dict[str, str]:
+    """The values of `keys` among the annotations at `<path>/metadata/annotations` (what a previous
+    /mutate stamped there)."""
+    holder = _template(obj, path)
+    meta = holder.get("metadata") if holder is not None else None
+    current = meta.get("annotations") if isinstance(meta, Mapping) else None
+    if not isinstance(current, Mapping):
+        return {}
+    return {k: str(current[k]) for k in keys if isinstance(current.get(k), str)}
+
+
+def scheduler_on(obj: Mapping[str, Any], path: Sequence[str]) -> str | None:
+    holder = _template(obj, path)
+    spec = holder.get("spec") if holder is not None else None
+    value = spec.get("schedulerName") if isinstance(spec, Mapping) else None
+    return value if isinstance(value, str) else None
+
+
 def scheduler_patch(obj: Mapping[str, Any], path: Sequence[str], scheduler: str) -> list[dict[str, Any]]:
     """Route GPU pods to gpuplace's scheduler unless the user chose a scheduler of their own."""
     holder = _template(obj, path)

@@ -11,13 +11,13 @@ from gpuplace.config import WebhookConfig
 from placement.autoscaling import Autoscaler, extract_autoscaler, is_autoscaler
 from placement.checks import CheckContext, check_autoscaler, check_workload, servings
 from placement.findings import Finding
-from placement.requirements import gpu_spec_hash, requirements
+from placement.requirements import STAMPED, gpu_spec_hash, requirements
 from placement.serving import Serving
 from placement.workload import WORKLOAD_KINDS, Workload, WorkloadError, extract
 from webhook.admission import Request
 from webhook.cluster import ClusterReader
 from webhook.decision import Decision, decide
-from webhook.mutate import mutation
+from webhook.mutate import mutation, scheduler_on, stamps_on
 
 log = logging.getLogger("gpuplace.webhook")
 ALWAYS_EXEMPT = ("kube-system",)
@@ -101,10 +101,32 @@ class Reviewer:
         workload = _workload(req.obj, self.ctx)
         if workload is None or not workload.gpu_containers:
             return []
+        if req.operation == "UPDATE" and req.old_obj is not None:
+            kept = self._kept_on_update(req.old_obj, workload)
+            if kept is not None:
+                stamps, scheduler = kept
+                return mutation(req.obj, workload, stamps, scheduler)
         stamps = requirements(workload, self.ctx)
         # A Pod's schedulerName is immutable after creation.
         scheduler = self.cfg.scheduler_name if (req.operation == "CREATE" or req.kind != "Pod") else None
         return mutation(req.obj, workload, stamps, scheduler)
+
+    def _kept_on_update(
+        self, old_obj: Mapping[str, Any], workload: Workload
+    ) -> tuple[dict[str, str], str | None] | None:
+        """On an UPDATE that leaves the GPU spec as it was, the pod template keeps exactly what it carried:
+        the old object's stamps (restored when a `kubectl replace` dropped them) and no new or changed ones.
+        A changed pod template rolls out every pod, so a label edit of a Deployment created before gpuplace
+        was installed, or after an upgrade that estimates differently, must not restart its GPU pods.
+        None: the GPU spec changed (a rollout is under way anyway), stamp afresh."""
+        old = _workload(old_obj, self.ctx)
+        if old is None or gpu_spec_hash(old) != gpu_spec_hash(workload):
+            return None
+        path = workload.template_path or ()
+        stamps = stamps_on(old_obj, path, STAMPED)
+        had = scheduler_on(old_obj, path)
+        scheduler = had if had is not None and had == self.cfg.scheduler_name else None
+        return stamps, scheduler
 
 
 def _workload(obj: Mapping[str, Any], ctx: CheckContext) -> Workload | None:
