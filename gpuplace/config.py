@@ -66,6 +66,9 @@ class WebhookConfig(Strict):
     target_lookup_timeout_s: float = Field(0.5, gt=0, le=5)
     target_cache_ttl_s: float = Field(30.0, ge=0)
     max_body_bytes: int = Field(3 * 2**20, gt=0)
+    findings_cache_size: int = Field(
+        1024, ge=0, description="workloads whose findings are remembered by content (0: off)"
+    )
     port: int = Field(8443, gt=0, lt=65536)
     cert_file: str = "/certs/tls.crt"
     key_file: str = "/certs/tls.key"

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -36,6 +39,10 @@ class Reviewer:
         self, cfg: WebhookConfig, ctx: CheckContext, reader: ClusterReader | None, own_namespace: str
     ) -> None:
         self.cfg, self.ctx, self.reader, self.own_namespace = cfg, ctx, reader, own_namespace
+        # Findings of a workload are a function of the object alone (and the config, fixed at start), so
+        # the same object seen again (`kubectl apply --dry-run=server` then the apply, GitOps drift checks
+        # by server-side dry run, re-applies of unchanged manifests) is answered without re-running checks.
+        self._cache: OrderedDict[bytes, tuple[Finding, ...]] = OrderedDict()
 
     async def mode_for(self, namespace: str | None) -> tuple[str, str]:
         """(mode, note): exempt namespaces, then the namespace's gpuplace.io/mode label, else the default."""
@@ -71,6 +78,25 @@ class Reviewer:
         return Outcome(decide(findings, mode), findings, mode)
 
     async def findings(self, obj: Mapping[str, Any], namespace: str | None) -> list[Finding]:
+        if not is_autoscaler(obj):  # autoscaler findings depend on the target's current state: not cached
+            key = content_key(obj, namespace)
+            hit = self._cache.get(key)
+            if hit is not None:
+                self._cache.move_to_end(key)
+                return list(hit)
+            found = await self._findings(obj, namespace)
+            self._remember(key, found)
+            return found
+        return await self._findings(obj, namespace)
+
+    def _remember(self, key: bytes, found: list[Finding]) -> None:
+        if self.cfg.findings_cache_size <= 0:
+            return
+        self._cache[key] = tuple(found)
+        while len(self._cache) > self.cfg.findings_cache_size:
+            self._cache.popitem(last=False)
+
+    async def _findings(self, obj: Mapping[str, Any], namespace: str | None) -> list[Finding]:
         out: list[Finding] = []
         workload = _workload(obj, self.ctx)
         if workload is not None:
@@ -138,10 +164,32 @@ def _workload(obj: Mapping[str, Any], ctx: CheckContext) -> Workload | None:
         return None
 
 
+def content_key(obj: Mapping[str, Any], namespace: str | None) -> bytes:
+    """Digest of everything the workload checks can read: kind, name, labels, annotations and spec; not
+    uid, resourceVersion, timestamps or managedFields, which differ between a dry run and the apply."""
+    meta = obj.get("metadata") or {}
+    parts = [
+        obj.get("apiVersion"),
+        obj.get("kind"),
+        namespace or meta.get("namespace"),
+        meta.get("name") or meta.get("generateName"),
+        meta.get("labels"),
+        meta.get("annotations"),
+        obj.get("spec"),
+    ]
+    text = json.dumps(parts, separators=(",", ":"), default=str)
+    return hashlib.blake2b(text.encode(), digest_size=16).digest()
+
+
 def _unchanged(req: Request, ctx: CheckContext) -> bool:
     """On UPDATE, an unchanged GPU spec is not re-judged: editing labels must not start failing."""
     if req.old_obj is None or req.obj is None:
         return False
+    old_meta, new_meta = req.old_obj.get("metadata") or {}, req.obj.get("metadata") or {}
+    if req.obj.get("spec") == req.old_obj.get("spec") and new_meta.get("annotations") == old_meta.get(
+        "annotations"
+    ):
+        return True  # the common UPDATE (controllers, labels): nothing the checks read changed
     if is_autoscaler(req.obj) and req.obj.get("spec") != req.old_obj.get("spec"):
         return False
     new, old = _workload(req.obj, ctx), _workload(req.old_obj, ctx)
