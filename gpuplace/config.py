@@ -76,6 +76,25 @@ class WebhookConfig(Strict):
 
 class ExtenderConfig(Strict):
     port: int = Field(8888, gt=0, lt=65536)
+    address: str = Field("0.0.0.0", description="listen address (kube-scheduler calls 127.0.0.1 in the pod)")
+    policy: str = Field("gpuplace", description="packing policy, one of placement.policies.POLICY_NAMES")
+    nomination_ttl_s: float = Field(30.0, gt=0, description="how long a node /prioritize picked holds GPUs")
+    assumed_ttl_s: float = Field(300.0, gt=0, description="how long a bind waits for the watch to show it")
+    bind_timeout_s: float = Field(4.0, gt=0, le=30, description="the pods/binding API call's timeout")
+    shape_window: int = Field(1000, ge=10, description="recent GPU pods whose shapes the packing serves")
+    watch_timeout_s: int = Field(300, ge=10, le=3600)
+    max_body_bytes: int = Field(128 * 2**20, gt=0)
+    tls_cert_file: str | None = None
+    tls_key_file: str | None = None
+
+    @field_validator("policy")
+    @classmethod
+    def _known_policy(cls, value: str) -> str:
+        from placement.policies import POLICY_NAMES
+
+        if value not in POLICY_NAMES:
+            raise ValueError(f"unknown policy {value!r}; known: {', '.join(POLICY_NAMES)}")
+        return value
 
 
 class Config(Strict):

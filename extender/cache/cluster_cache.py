@@ -1,0 +1,412 @@
+"""The extender's view of the cluster: watched Nodes and Pods, plus its own decisions the watch has not
+shown yet.
+
+Three kinds of pod records, one per pod UID (so a pod is never counted twice):
+
+- `watched`: the API server says the pod is bound to a node (list+watch of Pods);
+- `assumed`: the extender is binding it or has bound it (`/bind`), the watch has not shown it yet;
+- `nominated`: /prioritize (or a /filter that left one node) picked a node for it; kube-scheduler
+  almost always binds there next (the extender's top score outvotes its plugins), so the next pod of a
+  burst must already see those GPUs as taken. A nomination lapses after `nomination_ttl_s`, or when
+  the pod comes back to /filter (the scheduler is trying it again).
+
+GPU indices: a pod's record holds the GPUs the extender chose (`gpuplace.io/gpus`, written on the pod by
+the binding, so they survive restarts); pods bound by someone else take the lowest free indices, as the
+planner assumes. Which physical devices a container gets is the device plugin's decision: these indices
+are gpuplace's accounting of NVLink domains, not a device assignment.
+
+Thread safety: informer threads and request handlers share one lock. Updates only mark nodes dirty;
+`view()` (under the lock) rebuilds the `Cluster` when the node set changed, and recomputes dirty rows.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+import numpy as np
+
+from placement.catalog import GpuCatalog
+from placement.node_topology import NodeInfo, NodeReadError, NodeTable, node_info_from_k8s
+from placement.planner.snapshot import SnapshotError, pod_request_from_k8s
+from placement.scheduling import GPUS_ANNOTATION, LWS_GROUP_INDEX_LABEL, GroupPlacement
+from placement.topology import MILLI, Cluster, PodRequest, TopologyError
+
+log = logging.getLogger("gpuplace.extender.cache")
+
+TERMINAL_PHASES = frozenset({"Succeeded", "Failed"})
+GROUP_ANNOTATION = "gpuplace.io/group"
+
+
+class RecordState(StrEnum):
+    WATCHED = "watched"
+    ASSUMED = "assumed"
+    NOMINATED = "nominated"
+
+
+@dataclass(slots=True)
+class PodRecord:
+    uid: str
+    key: str  # namespace/name
+    node: str
+    request: PodRequest
+    gpus: tuple[int, ...] | None  # None: not known (bound by someone else, no annotation)
+    state: RecordState
+    since: float  # clock() when recorded
+    group: str | None = None
+
+
+@dataclass
+class View:
+    """The cluster as the extender sees it now (valid while the cache lock is held)."""
+
+    cluster: Cluster | None
+    table: NodeTable | None
+    generation: int  # goes up whenever the node set (and so the Cluster object) changes
+    cache: ClusterCache
+
+    def group_placement(self, group: str | None, exclude_uid: str = "") -> GroupPlacement:
+        return self.cache._group_placement(group, exclude_uid)
+
+
+@dataclass
+class CacheStats:
+    nodes: int = 0
+    gpu_nodes: int = 0
+    pods: int = 0
+    assumed: int = 0
+    nominated: int = 0
+    expired: int = 0
+    rebuilds: int = 0
+    unreadable: dict[str, int] = field(default_factory=dict)
+
+
+def _group_key(meta: Mapping[str, Any]) -> str | None:
+    annotations = meta.get("annotations") or {}
+    group = annotations.get(GROUP_ANNOTATION)
+    if not group:
+        return None
+    index = (meta.get("labels") or {}).get(LWS_GROUP_INDEX_LABEL)
+    return f"{meta.get('namespace') or 'default'}/{group}" + (f"#{index}" if index is not None else "")
+
+
+def _parse_gpus(text: Any, count: int) -> tuple[int, ...] | None:
+    if text is None:
+        return None
+    try:
+        gpus = tuple(int(x) for x in str(text).split(",") if x.strip())
+    except ValueError:
+        return None
+    return gpus if len(gpus) == count and len(set(gpus)) == count else None
+
+
+class ClusterCache:
+    def __init__(self, catalog: GpuCatalog, *, clock: Callable[[], float] = time.monotonic,
+                 nomination_ttl_s: float = 30.0, assumed_ttl_s: float = 300.0) -> None:
+        self.catalog = catalog
+        self.clock = clock
+        self.nomination_ttl_s = nomination_ttl_s
+        self.assumed_ttl_s = assumed_ttl_s
+        self.lock = threading.RLock()
+        self.nodes_synced = False
+        self.pods_synced = False
+        self._nodes: dict[str, NodeInfo] = {}  # GPU nodes
+        self._node_count = 0  # all nodes, GPU or not
+        self._pods: dict[str, PodRecord] = {}
+        self._by_node: dict[str, set[str]] = {}
+        self._groups: dict[str, set[str]] = {}
+        self._own: dict[str, PodRecord] = {}  # assumed and nominated records (they can lapse)
+        self._dirty: set[str] = set()
+        self._rebuild = True
+        self._cluster: Cluster | None = None
+        self._table: NodeTable | None = None
+        self._generation = 0
+        self.stats = CacheStats()
+        self.on_expired: Callable[[PodRecord], None] | None = None
+
+    # ---- readiness ------------------------------------------------------------------------------------
+    @property
+    def synced(self) -> bool:
+        return self.nodes_synced and self.pods_synced
+
+    # ---- nodes --------------------------------------------------------------------------------------------
+    def _read_node(self, obj: Mapping[str, Any]) -> NodeInfo | None:
+        try:
+            return node_info_from_k8s(obj, self.catalog)
+        except NodeReadError as exc:
+            self.stats.unreadable["node"] = self.stats.unreadable.get("node", 0) + 1
+            log.warning("ignoring unreadable node: %s", exc)
+            return None
+
+    def replace_nodes(self, objs: Iterable[Mapping[str, Any]]) -> None:
+        """A fresh list of all Nodes (initial list, or a relist after the watch fell behind)."""
+        infos: dict[str, NodeInfo] = {}
+        count = 0
+        for obj in objs:
+            count += 1
+            info = self._read_node(obj)
+            if info is not None:
+                infos[info.name] = info
+        with self.lock:
+            if infos != self._nodes:
+                self._nodes = infos
+                self._rebuild = True
+            self._node_count = count
+            self.nodes_synced = True
+
+    def upsert_node(self, obj: Mapping[str, Any]) -> None:
+        info = self._read_node(obj)
+        name = str((obj.get("metadata") or {}).get("name", ""))
+        with self.lock:
+            old = self._nodes.get(name)
+            if info is None:
+                if old is not None:
+                    del self._nodes[name]
+                    self._rebuild = True
+                return
+            if old != info:
+                self._nodes[name] = info
+                self._rebuild = True
+
+    def add_node_count(self, delta: int) -> None:
+        with self.lock:
+            self._node_count = max(0, self._node_count + delta)
+
+    def delete_node(self, name: str) -> None:
+        with self.lock:
+            if self._nodes.pop(name, None) is not None:
+                self._rebuild = True
+
+    # ---- pods ---------------------------------------------------------------------------------------------
+    def _record_from_pod(self, obj: Mapping[str, Any]) -> PodRecord | None:
+        meta = obj.get("metadata") or {}
+        spec = obj.get("spec") or {}
+        node = spec.get("nodeName")
+        uid = str(meta.get("uid") or "")
+        if not node or not uid or (obj.get("status") or {}).get("phase") in TERMINAL_PHASES:
+            return None
+        try:
+            request = pod_request_from_k8s(obj, self.catalog)
+        except (SnapshotError, TopologyError, TypeError, AttributeError) as exc:
+            self.stats.unreadable["pod"] = self.stats.unreadable.get("pod", 0) + 1
+            log.warning("ignoring unreadable pod %s/%s: %s", meta.get("namespace"), meta.get("name"), exc)
+            return None
+        gpus = _parse_gpus((meta.get("annotations") or {}).get(GPUS_ANNOTATION), request.num_gpu)
+        return PodRecord(uid, f"{meta.get('namespace') or 'default'}/{meta.get('name')}", str(node), request,
+                         gpus if request.num_gpu else (), RecordState.WATCHED, self.clock(), _group_key(meta))
+
+    def replace_pods(self, objs: Iterable[Mapping[str, Any]], started_at: float) -> None:
+        """A fresh list of bound pods. The extender's own records survive if they are newer than the
+        list (`started_at`, clock() when the list request went out); older ones the list does not show
+        belong to pods that are gone."""
+        fresh = [r for r in (self._record_from_pod(o) for o in objs) if r is not None]
+        with self.lock:
+            listed = {r.uid for r in fresh}
+            for uid, rec in list(self._pods.items()):
+                if uid in listed:
+                    continue
+                if rec.state is RecordState.WATCHED or (rec.state is RecordState.ASSUMED
+                                                         and rec.since < started_at):
+                    self._drop(uid)
+            for rec in fresh:
+                self._put(self._merge(rec))
+            self.pods_synced = True
+
+    def upsert_pod(self, obj: Mapping[str, Any]) -> None:
+        rec = self._record_from_pod(obj)
+        uid = str((obj.get("metadata") or {}).get("uid") or "")
+        with self.lock:
+            if rec is None:
+                old = self._pods.get(uid)
+                # Unbound or finished. Keep the extender's own records of a pod not bound yet.
+                if old is not None and (old.state is RecordState.WATCHED
+                                        or (obj.get("status") or {}).get("phase") in TERMINAL_PHASES):
+                    self._drop(uid)
+                return
+            self._put(self._merge(rec))
+
+    def delete_pod(self, obj: Mapping[str, Any]) -> None:
+        uid = str((obj.get("metadata") or {}).get("uid") or "")
+        with self.lock:
+            self._drop(uid)
+
+    def _merge(self, rec: PodRecord) -> PodRecord:
+        """A watched record keeps the GPUs the extender chose when the pod carries none (yet)."""
+        old = self._pods.get(rec.uid)
+        if rec.gpus is None and old is not None and old.node == rec.node and old.gpus:
+            rec.gpus = old.gpus
+        return rec
+
+    def _put(self, rec: PodRecord) -> None:
+        old = self._pods.get(rec.uid)
+        if old is not None:
+            if (old.node == rec.node and old.gpus == rec.gpus and old.request == rec.request
+                    and old.state == rec.state and old.group == rec.group):
+                old.since = rec.since if rec.state is not RecordState.WATCHED else old.since
+                return
+            self._drop(rec.uid)
+        self._pods[rec.uid] = rec
+        if rec.state is not RecordState.WATCHED:
+            self._own[rec.uid] = rec
+        self._by_node.setdefault(rec.node, set()).add(rec.uid)
+        if rec.group:
+            self._groups.setdefault(rec.group, set()).add(rec.uid)
+        self._dirty.add(rec.node)
+
+    def _drop(self, uid: str) -> PodRecord | None:
+        rec = self._pods.pop(uid, None)
+        if rec is None:
+            return None
+        self._own.pop(uid, None)
+        on = self._by_node.get(rec.node)
+        if on is not None:
+            on.discard(uid)
+            if not on:
+                del self._by_node[rec.node]
+        if rec.group:
+            members = self._groups.get(rec.group)
+            if members is not None:
+                members.discard(uid)
+                if not members:
+                    del self._groups[rec.group]
+        self._dirty.add(rec.node)
+        return rec
+
+    # ---- the extender's own decisions ------------------------------------------------------------------
+    def record(self, uid: str) -> PodRecord | None:
+        with self.lock:
+            return self._pods.get(uid)
+
+    def nominate(self, uid: str, key: str, node: str, request: PodRequest, gpus: tuple[int, ...],
+                 group: str | None) -> None:
+        """Hold the GPUs kube-scheduler is about to bind the pod to (never over a watched record)."""
+        with self.lock:
+            old = self._pods.get(uid)
+            if old is not None and old.state is not RecordState.NOMINATED:
+                return
+            self._put(PodRecord(uid, key, node, request, gpus, RecordState.NOMINATED, self.clock(), group))
+
+    def assume(self, uid: str, key: str, node: str, request: PodRequest, gpus: tuple[int, ...],
+               group: str | None) -> None:
+        """Hold the GPUs of a bind in flight (and after it, until the watch shows the pod bound)."""
+        with self.lock:
+            old = self._pods.get(uid)
+            if old is not None and old.state is RecordState.WATCHED and old.node == node:
+                return
+            self._put(PodRecord(uid, key, node, request, gpus, RecordState.ASSUMED, self.clock(), group))
+
+    def forget(self, uid: str, *states: RecordState) -> PodRecord | None:
+        """Drop the pod's record if it is in one of `states` (all states when none given)."""
+        with self.lock:
+            rec = self._pods.get(uid)
+            if rec is None or (states and rec.state not in states):
+                return None
+            return self._drop(uid)
+
+    def _group_placement(self, group: str | None, exclude_uid: str = "") -> GroupPlacement:
+        if not group:
+            return GroupPlacement()
+        members = [self._pods[u] for u in self._groups.get(group, ()) if u != exclude_uid]
+        if not members or self._table is None:
+            return GroupPlacement(members=len(members))
+        cliques = set()
+        for m in members:
+            row = self._table.row.get(m.node)
+            if row is not None and self._table.clique_id[row] >= 0:
+                cliques.add(int(self._table.clique_id[row]))
+        return GroupPlacement(len(members), frozenset(cliques))
+
+    # ---- the view ------------------------------------------------------------------------------------------
+    @contextmanager
+    def view(self) -> Iterator[View]:
+        """The up-to-date Cluster and NodeTable, with the lock held for the block."""
+        with self.lock:
+            self._expire()
+            if self._rebuild:
+                self._rebuild_cluster()
+            if self._dirty:
+                self._refresh_rows()
+            yield View(self._cluster, self._table, self._generation, self)
+
+    def _expire(self) -> None:
+        now = self.clock()
+        for uid, rec in list(self._own.items()):
+            ttl = {RecordState.NOMINATED: self.nomination_ttl_s,
+                   RecordState.ASSUMED: self.assumed_ttl_s}.get(rec.state)
+            if ttl is not None and now - rec.since > ttl:
+                self._drop(uid)
+                self.stats.expired += 1
+                log.info("%s record of %s on %s lapsed after %.0fs without the watch confirming it",
+                         rec.state.value, rec.key, rec.node, now - rec.since)
+                if self.on_expired is not None:
+                    self.on_expired(rec)
+
+    def _rebuild_cluster(self) -> None:
+        infos = [self._nodes[n] for n in sorted(self._nodes)]
+        self._table = NodeTable(infos) if infos else None
+        self._cluster = self._table.cluster() if self._table is not None else None
+        self._generation += 1
+        self._rebuild = False
+        self.stats.rebuilds += 1
+        self._dirty = set(self._by_node) | set(self._nodes)
+
+    def _refresh_rows(self) -> None:
+        cluster, table = self._cluster, self._table
+        dirty, self._dirty = self._dirty, set()
+        if cluster is None or table is None:
+            return
+        for name in dirty:
+            row = table.row.get(name)
+            if row is None:
+                continue
+            info = table.infos[row]
+            used = np.zeros(info.gpu_count, dtype=np.int64)
+            cpu = mem = 0
+            later: list[PodRecord] = []
+            for uid in self._by_node.get(name, ()):
+                rec = self._pods[uid]
+                cpu += rec.request.cpu_milli
+                mem += rec.request.memory_mib
+                k = rec.request.num_gpu
+                if not k:
+                    continue
+                gpus = rec.gpus
+                if gpus and all(0 <= g < info.gpu_count for g in gpus):
+                    used[list(gpus)] += rec.request.gpu_milli
+                else:
+                    later.append(rec)
+            for rec in sorted(later, key=lambda r: r.key):
+                free = np.flatnonzero(used + rec.request.gpu_milli <= MILLI)[: rec.request.num_gpu]
+                if len(free) < rec.request.num_gpu:  # overcommitted as far as we can tell: count it anyway
+                    free = np.argsort(used, kind="stable")[: rec.request.num_gpu]
+                used[free] += rec.request.gpu_milli
+            cluster.gpu_free[row, : info.gpu_count] = np.clip(MILLI - used, 0, MILLI)
+            cluster.cpu_free[row] = max(0, int(cluster.cpu_total[row]) - cpu)
+            cluster.mem_free[row] = max(0, int(cluster.mem_total[row]) - mem)
+            cluster.version[row] += 1
+
+    # ---- read-only summaries (metrics, logs) ------------------------------------------------------------
+    def gpu_pods_per_node(self) -> dict[str, int]:
+        with self.lock:
+            out: dict[str, int] = {}
+            for name, uids in self._by_node.items():
+                n = sum(1 for u in uids if self._pods[u].request.num_gpu)
+                if n:
+                    out[name] = n
+            return out
+
+    def counts(self) -> CacheStats:
+        with self.lock:
+            states = [r.state for r in self._own.values()]
+            self.stats.nodes = self._node_count
+            self.stats.gpu_nodes = len(self._nodes)
+            self.stats.pods = len(self._pods)
+            self.stats.assumed = states.count(RecordState.ASSUMED)
+            self.stats.nominated = states.count(RecordState.NOMINATED)
+            return self.stats
