@@ -227,13 +227,17 @@ class Informer:
             for event in stream:
                 if self._stop.is_set():
                     return
-                kind = str(event.get("type", ""))
-                obj = event.get("object") or {}
+                kind = str(event.get("type", "")) if isinstance(event, dict) else ""
+                obj = event.get("object") if isinstance(event, dict) else None
+                if not isinstance(obj, dict):
+                    log.warning("%s: ignoring a watch event without an object: %.200r", self.kind, event)
+                    continue
                 if kind == "ERROR":
                     if obj.get("code") == 410:
                         raise GoneError(str(obj.get("message", "resourceVersion too old")))
                     raise RuntimeError(f"watch error {obj.get('code')}: {obj.get('message')}")
-                rv = (obj.get("metadata") or {}).get("resourceVersion")
+                meta = obj.get("metadata")
+                rv = meta.get("resourceVersion") if isinstance(meta, dict) else None
                 if kind != "BOOKMARK":
                     self._handle(functools.partial(self.handler.on_event, kind, obj))
                     self.events += 1
