@@ -3,10 +3,8 @@ configurations from manifests/ pointed at a locally running `gpuplace webhook`."
 
 from __future__ import annotations
 
-import socket
 import ssl
 import subprocess
-import sys
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -16,6 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.e2e.local_gpuplace import LocalWebhook
 from tests.harness import ControlPlane
 
 pytestmark = pytest.mark.e2e
@@ -42,74 +41,6 @@ KEDA_CRD = {
         ],
     },
 }
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class LocalWebhook:
-    def __init__(self, cp: ControlPlane, work: Path) -> None:
-        self.cp, self.work = cp, work
-        self.port = free_port()
-        self.pair = cp.ca.issue_serving_cert("gpuplace-webhook-e2e")
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        log = open(self.work / "webhook.log", "ab")  # noqa: SIM115 - lives as long as the process
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "gpuplace",
-                "webhook",
-                "--port",
-                str(self.port),
-                "--host",
-                "127.0.0.1",
-                "--cert-file",
-                str(self.pair.cert_path),
-                "--key-file",
-                str(self.pair.key_path),
-                "--kubeconfig",
-                str(self.cp.kubeconfig),
-                "--namespace",
-                "gpuplace-system",
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            cwd=REPO,
-        )
-        ctx = ssl.create_default_context(cafile=str(self.cp.ca_cert_path))
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                with urllib.request.urlopen(f"https://127.0.0.1:{self.port}/readyz", context=ctx, timeout=1):
-                    return
-            except OSError:
-                if self.proc.poll() is not None:
-                    break
-                time.sleep(0.2)
-        raise RuntimeError(f"webhook did not start: {(self.work / 'webhook.log').read_text()[-2000:]}")
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(timeout=10)
-
-    def configurations(self) -> list[dict[str, Any]]:
-        """manifests/base/webhooks.yaml with clientConfig pointed at this process."""
-        docs = list(yaml.safe_load_all((REPO / "manifests/base/webhooks.yaml").read_text()))
-        for doc in docs:
-            for hook in doc["webhooks"]:
-                path = hook["clientConfig"]["service"]["path"]
-                hook["clientConfig"] = {
-                    "url": f"https://127.0.0.1:{self.port}{path}",
-                    "caBundle": self.cp.ca.bundle_b64,
-                }
-        return docs
 
 
 @pytest.fixture(scope="module")
