@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ssl
 import subprocess
+import sys
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -180,3 +181,130 @@ def _requests(hook: LocalWebhook) -> float:
         for line in text.splitlines()
         if line.startswith("gpuplace_webhook_requests_total{")
     )
+
+
+def test_certs_bootstrap_as_its_own_service_account_fills_the_secret_and_the_ca_bundles(
+    control_plane: ControlPlane, tmp_path: Path
+) -> None:
+    """`gpuplace certs --secret` with only the RBAC of manifests/overlays/bootstrap (names adapted to this
+    test): the Secret gets a CA and a serving certificate for the Service, every webhook of both
+    configurations trusts it, a second run keeps it, and two runs racing on an empty Secret agree."""
+    import base64
+
+    from tests.webhook.test_certs import handshake
+    from webhook.certs import Issued
+
+    if control_plane.external:
+        pytest.skip("creates cluster-scoped RBAC and webhook configurations")
+    ns = control_plane.create_namespace("certs")
+    config_name = f"gpuplace-certs-e2e-{ns}"
+    rbac = _bootstrap_rbac(ns, config_name)
+    hooks = _inert_configurations(config_name, ns)
+    control_plane.apply(*rbac, *hooks)
+    token = control_plane.kubectl("create", "token", "gpuplace-certs", "-n", ns, "--duration=10m").stdout
+    kubeconfig = tmp_path / "certs.kubeconfig"
+    kubeconfig.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [
+                    {
+                        "name": "e2e",
+                        "cluster": {
+                            "server": control_plane.server,
+                            "certificate-authority": str(control_plane.ca_cert_path),
+                        },
+                    }
+                ],
+                "users": [{"name": "certs", "user": {"token": token.strip()}}],
+                "contexts": [{"name": "certs", "context": {"cluster": "e2e", "user": "certs"}}],
+                "current-context": "certs",
+            }
+        )
+    )
+    argv = [
+        sys.executable,
+        "-m",
+        "gpuplace",
+        "certs",
+        f"--kubeconfig={kubeconfig}",
+        "--secret=gpuplace-webhook-tls",
+        f"--namespace={ns}",
+        "--service=gpuplace-webhook",
+        f"--webhook-config={config_name}",
+        "--wait=10",
+    ]
+
+    def secret() -> dict[str, Any]:
+        return dict(control_plane.kubectl_json("get", "secret", "gpuplace-webhook-tls", "-n", ns))
+
+    def bundles() -> set[str]:
+        out = set()
+        for kind in ("validatingwebhookconfiguration", "mutatingwebhookconfiguration"):
+            obj = control_plane.kubectl_json("get", kind, config_name)
+            out |= {h["clientConfig"].get("caBundle", "") for h in obj["webhooks"]}
+        return out
+
+    try:
+        first = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=60)
+        assert first.returncode == 0, first.stderr
+        stored = secret()
+        assert stored["type"] == "kubernetes.io/tls"
+        data = {k: base64.b64decode(v) for k, v in stored["data"].items()}
+        assert set(data) == {"ca.crt", "ca.key", "tls.crt", "tls.key"}
+        assert bundles() == {stored["data"]["ca.crt"]}
+        issued = Issued.from_data(data)
+        assert issued is not None
+        handshake(issued, base64.b64decode(bundles().pop()), tmp_path, host=f"gpuplace-webhook.{ns}.svc")
+
+        again = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=60)
+        assert again.returncode == 0 and "kept" in again.stderr, again.stderr
+        assert secret()["metadata"]["resourceVersion"] == stored["metadata"]["resourceVersion"]
+
+        control_plane.kubectl("delete", "secret", "gpuplace-webhook-tls", "-n", ns)
+        racers = [subprocess.Popen(argv, cwd=REPO, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+        assert [p.wait(timeout=60) for p in racers] == [0, 0], [p.stderr.read() for p in racers if p.stderr]
+        for p in racers:
+            if p.stderr:
+                p.stderr.close()
+        assert bundles() == {secret()["data"]["ca.crt"]}
+    finally:
+        control_plane.kubectl(
+            "delete",
+            "validatingwebhookconfiguration,mutatingwebhookconfiguration",
+            config_name,
+            "--ignore-not-found",
+            check=False,
+        )
+        for kind in ("clusterrolebinding", "clusterrole"):
+            control_plane.kubectl("delete", kind, config_name, "--ignore-not-found", check=False)
+
+
+def _bootstrap_rbac(ns: str, config_name: str) -> list[dict[str, Any]]:
+    """manifests/overlays/bootstrap/rbac.yaml moved to `ns`, cluster-scoped names made unique."""
+    docs = [d for d in yaml.safe_load_all((REPO / "manifests/overlays/bootstrap/rbac.yaml").read_text()) if d]
+    for d in docs:
+        if d["kind"] in ("ClusterRole", "ClusterRoleBinding"):
+            d["metadata"]["name"] = config_name
+        else:
+            d["metadata"]["namespace"] = ns
+        for rule in d.get("rules", []):
+            if rule.get("resourceNames") == ["gpuplace"]:
+                rule["resourceNames"] = [config_name]
+        for subject in d.get("subjects", []):
+            subject["namespace"] = ns
+        if d["kind"] == "ClusterRoleBinding":
+            d["roleRef"]["name"] = config_name
+    return docs
+
+
+def _inert_configurations(config_name: str, ns: str) -> list[dict[str, Any]]:
+    """The shipped configurations under another name, selecting no namespace (they never fire)."""
+    docs = list(yaml.safe_load_all((REPO / "manifests/base/webhooks.yaml").read_text()))
+    for doc in docs:
+        doc["metadata"]["name"] = config_name
+        for hook in doc["webhooks"]:
+            hook["clientConfig"] = {"url": f"https://127.0.0.1:1{hook['clientConfig']['service']['path']}"}
+            hook["namespaceSelector"] = {"matchLabels": {"gpuplace-certs-e2e": ns}}
+    return docs
