@@ -32,17 +32,21 @@ apply_example vllm-llama70b-on-l40s-oom.yaml
 step "2. Llama-3.1-8B on an H100: allowed, with the cheaper tier and the money"
 apply_example vllm-llama8b-on-h100-misplaced.yaml
 
-step "3. A KEDA ScaledObject with the default minReplicaCount (0) on a 70B model: preview with --dry-run=server"
-apply_example keda-llama70b-cold-start.yaml --dry-run=server
+step "3. An HPA that scales a 405B server down after 60 s: the webhook reads the target, finds minutes of cold start"
+apply_example hpa-llama405b-thrashing.yaml
 
-step "4. What /mutate stamped on the 8B pod template"
+step "4. kubectl apply --dry-run=server previews the same findings and stores nothing"
+apply_example vllm-small-model-a100-overprovisioned.yaml --dry-run=server
+k -n "$NS" get deploy qwen-1-5b 2>&1 || true
+
+step "5. What /mutate stamped on the 8B pod template"
 k -n "$NS" get deploy llama-8b -o jsonpath='{.spec.template.metadata.annotations}' 2>&1 || true
 echo
 
-step "5. Placement by $SCHEDULER: 4, 2, 1 and 1-GPU pods, then an 8-GPU tensor-parallel pod"
+step "6. Placement by $SCHEDULER: 4, 2, 1 and 1-GPU pods, then an 8-GPU tensor-parallel pod"
 for spec in "tp4:4" "tp2:2" "one-a:1" "one-b:1" "tp8:8"; do
   name="${spec%%:*}"; gpus="${spec##*:}"
-  cat <<YAML | k apply -f - >/dev/null
+  cat <<YAML | k apply -f - >/dev/null 2>&1
 apiVersion: v1
 kind: Pod
 metadata:

@@ -64,7 +64,10 @@ def requirements(workload: Workload, ctx: CheckContext) -> dict[str, str]:
     if models:
         out[MODEL_RESOLVED] = ",".join(models)
     spans = any(s.engine.tp > 1 and s.gpus_per_pod > 1 for s in servings)
-    out[NVLINK] = "required" if spans else "none"
+    # A user's own `required` stands when gpuplace cannot tell (no engine it reads, e.g. a custom server).
+    declared = workload.annotations.get(NVLINK) == "required"
+    unread = any(s.container.engine is None for s in servings)
+    out[NVLINK] = "required" if spans or (declared and unread) else "none"
     if workload.group_size > 1:
         out[GROUP] = f"{workload.ref.kind.lower()}/{workload.ref.name}"
     return out

@@ -71,3 +71,10 @@ def test_requirements_are_idempotent():
     stamped = copy.deepcopy(obj)
     stamped["spec"]["template"]["metadata"]["annotations"] = dict(first)
     assert reqs(stamped) == first and first[INPUTS_HASH]
+
+
+def test_user_declared_nvlink_stands_for_a_server_gpuplace_cannot_read():
+    from tests.manifests import deployment
+
+    obj = deployment(command=["my-server"], gpus=8, product=H100, annotations={"gpuplace.io/nvlink": "required"})
+    assert reqs(obj)[NVLINK] == "required"
