@@ -76,5 +76,7 @@ def test_requirements_are_idempotent():
 def test_user_declared_nvlink_stands_for_a_server_gpuplace_cannot_read():
     from tests.manifests import deployment
 
-    obj = deployment(command=["my-server"], gpus=8, product=H100, annotations={"gpuplace.io/nvlink": "required"})
+    obj = deployment(
+        command=["my-server"], gpus=8, product=H100, annotations={"gpuplace.io/nvlink": "required"}
+    )
     assert reqs(obj)[NVLINK] == "required"

@@ -89,7 +89,7 @@ def tier_findings(s: Serving, ctx: CheckContext, gpu: GpuSpec, est: MemoryEstima
         code = Code.BATCH_OVER_TIERED if s.workload.batch and top else Code.TIER_MISPLACEMENT
         kind = "batch job" if s.workload.batch else f"{gib(est.weights_bytes)} GiB/GPU of weights"
         detail = (
-            f"{kind} on {gpus} GPUs {gpu_label(gpu)} ({money(now)}); {gpu_label(other)} holds it "
+            f"{kind} on {gpus} x {gpu_label(gpu)} ({money(now)}); {gpu_label(other)} holds it "
             f"({other_est.kv_tokens} KV tokens/GPU) for {money(then)}. Pin gpu.product={gpu_label(other)}."
         )
         out.append(

@@ -51,7 +51,9 @@ def test_demo_script_shows_the_denial_the_warnings_and_the_placement(
             in out
         )
         assert "Warning: gpuplace[tier-misplacement]: deploy/llama-8b" in out
-        assert "Warning: gpuplace[scale-thrashing]: hpa/llama-405b-fp8 scales deployment/llama-405b-fp8" in out
+        assert (
+            "Warning: gpuplace[scale-thrashing]: hpa/llama-405b-fp8 scales deployment/llama-405b-fp8" in out
+        )
         assert "Warning: gpuplace[tier-misplacement]: deploy/qwen-1-5b" in out and "(server dry run)" in out
         assert 'deployments.apps "qwen-1-5b" not found' in out
         assert "gpuplace.io/gpu-memory-min" in out
