@@ -47,7 +47,7 @@ from placement.findings import Code, Finding, ObjectRef
 from placement.fragmentation import ShapeDistribution, TaskShape
 from placement.node_topology import UNKNOWN, NodeTable
 from placement.planner.snapshot import SnapshotError, pod_request_from_k8s
-from placement.policies import Policy, PolicyContext, make_policy, pick_best
+from placement.policies import POLICY_NAMES, Policy, PolicyContext, make_policy, pick_best
 from placement.policies.base import EXTENDER_MAX_SCORE
 from placement.requirements import GPU_MEMORY_MIN, GROUP, MODEL_RESOLVED, NVLINK, requirements
 from placement.topology import MILLI, Cluster, FloatArray, IntArray, PodRequest, TopologyError
@@ -492,7 +492,8 @@ class PolicyHolder:
 
     def __init__(self, name: str = "gpuplace", window: ShapeWindow | None = None, *, nvlink: bool = True,
                  check_every: int = 50, threshold: float = 0.15) -> None:
-        make_policy(name)  # unknown names fail here, before any pod arrives
+        if name not in POLICY_NAMES:  # fail at start, not at the first pod
+            raise ValueError(f"unknown policy {name!r}; known: {', '.join(POLICY_NAMES)}")
         self.name = name
         self.window = window or ShapeWindow()
         self.nvlink = nvlink

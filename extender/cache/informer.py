@@ -12,6 +12,7 @@ deserialization costs about a millisecond per Pod, which a burst of binds cannot
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import logging
@@ -79,13 +80,12 @@ class _RawWatch:
             yield json.loads(buffer)
 
     def close(self) -> None:
+        """Unblock a reader in another thread (shutdown) and give the connection back."""
         for method in ("shutdown", "close", "release_conn"):
             fn = getattr(self.response, method, None)
             if fn is not None:
-                try:
+                with contextlib.suppress(Exception):  # races with the reader, or already closed: fine
                     fn()
-                except Exception:  # closing from another thread may race with the reader; that is fine
-                    log.debug("closing the watch response with %s failed", method, exc_info=True)
 
 
 class KubeSource:
