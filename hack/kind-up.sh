@@ -43,18 +43,19 @@ gpu_node "${workers[1]}" NVIDIA-H100-80GB-HBM3 8 81559
 gpu_node "${workers[2]}" NVIDIA-L4 4 23034
 
 say "installing gpuplace (built-in certificate bootstrap) and gpuplace-scheduler"
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
+# kustomize takes only relative bases: the image override lives in .tmp/ (ignored by git) inside the repo.
 for part in overlays/bootstrap scheduler; do
-  mkdir -p "$tmp/$part"
-  cat > "$tmp/$part/kustomization.yaml" <<YAML
+  dir=".tmp/kind/$part"
+  mkdir -p "$dir"
+  rel=$(python3 -c 'import os,sys; print(os.path.relpath(sys.argv[1], sys.argv[2]))' "manifests/$part" "$dir")
+  cat > "$dir/kustomization.yaml" <<YAML
 apiVersion: kustomize.config.k8s.io/v1beta1
 kind: Kustomization
-resources: [$(pwd)/manifests/$part]
+resources: [$rel]
 images:
   - {name: ghcr.io/gpuplace/gpuplace, newName: ${IMAGE%%:*}, newTag: ${IMAGE##*:}}
 YAML
-  kubectl apply -k "$tmp/$part"
+  kubectl apply -k "$dir"
 done
 kubectl -n gpuplace-system rollout status deploy/gpuplace-webhook --timeout=180s
 kubectl -n gpuplace-system rollout status deploy/gpuplace-scheduler --timeout=180s
