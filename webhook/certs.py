@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -249,14 +250,20 @@ def _pem(certs: Sequence[x509.Certificate]) -> bytes:
 
 def write(issued: Issued, out_dir: Path) -> None:
     """ca.crt, tls.crt, tls.key and, when known, ca.key (both keys 0600) into out_dir: a later run renews
-    from the same CA."""
+    from the same CA. Each file is replaced atomically, the key before the certificate; a webhook reading in
+    between sees a mismatched pair, refuses it and keeps its current one until the next check."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / CA_CRT).write_bytes(issued.ca_pem)
-    (out_dir / TLS_CRT).write_bytes(issued.cert_pem)
-    key = out_dir / TLS_KEY
-    key.write_bytes(issued.key_pem)
-    key.chmod(0o600)
+    files = [
+        (CA_CRT, issued.ca_pem, 0o644),
+        (TLS_KEY, issued.key_pem, 0o600),
+        (TLS_CRT, issued.cert_pem, 0o644),
+    ]
     if issued.ca_key_pem:
-        ca_key = out_dir / CA_KEY
-        ca_key.write_bytes(issued.ca_key_pem)
-        ca_key.chmod(0o600)
+        files.insert(0, (CA_KEY, issued.ca_key_pem, 0o600))
+    for name, data, mode in files:
+        tmp = out_dir / f".{name}.tmp"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.chmod(tmp, mode)
+        os.replace(tmp, out_dir / name)

@@ -19,16 +19,24 @@ class ReloadingTLS:
         self.cert_file, self.key_file = Path(cert_file), Path(key_file)
         self.context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         self.context.minimum_version = ssl.TLSVersion.TLSv1_2
-        self._stamp: tuple[float, float] | None = None
+        self._stamp: tuple[int, ...] | None = None
         self.reload()
 
-    def _mtimes(self) -> tuple[float, float]:
-        return os.stat(self.cert_file).st_mtime, os.stat(self.key_file).st_mtime
+    def _stamps(self) -> tuple[int, ...]:
+        # mtime, inode and size of both files (through the symlinks of a Secret volume): a rewrite in the same
+        # mtime tick or a swapped-in file still counts as a change.
+        c, k = os.stat(self.cert_file), os.stat(self.key_file)
+        return c.st_mtime_ns, c.st_ino, c.st_size, k.st_mtime_ns, k.st_ino, k.st_size
 
     def reload(self) -> bool:
-        stamp = self._mtimes()
+        """Load the files if they changed; raises (and keeps serving the current chain) when they do not
+        make a pair. The pair is tried on a scratch context first: OpenSSL would otherwise keep the new
+        certificate with the old key in the live context, and every handshake would fail."""
+        stamp = self._stamps()
         if stamp == self._stamp:
             return False
+        scratch = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        scratch.load_cert_chain(self.cert_file, self.key_file)
         self.context.load_cert_chain(self.cert_file, self.key_file)
         self._stamp = stamp
         log.info("loaded serving certificate %s", self.cert_file)
