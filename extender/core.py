@@ -79,6 +79,7 @@ class Extender:
         self._needs: OrderedDict[str, tuple[str, PodNeeds]] = OrderedDict()  # uid -> (resourceVersion, needs)
         self._notes: OrderedDict[str, Finding] = OrderedDict()  # uid -> finding to report once bound
         self._rows = _RowCache()
+        self._passed: tuple[str, int, list[str], IntArray] | None = None
         self.health_checks: list[Callable[[], str | None]] = []  # each: None when healthy, else the problem
 
     # ---- what pods need --------------------------------------------------------------------------------
@@ -128,8 +129,16 @@ class Extender:
         self.policy.observe(request)
 
     # ---- rows ---------------------------------------------------------------------------------------------
-    def rows_for(self, view: View, names: Sequence[str]) -> IntArray:
+    def rows_for(self, view: View, names: Sequence[str], uid: str = "") -> IntArray:
+        """Table rows of the names. /prioritize gets the names /filter just passed for the same pod;
+        their rows are reused then."""
+        last = self._passed
+        if uid and last is not None and last[0] == uid and last[1] == view.generation and last[2] == names:
+            return last[3]
         return self._rows.rows(view.generation, view.table, list(names))
+
+    def remember_passed(self, uid: str, generation: int, names: list[str], rows: IntArray) -> None:
+        self._passed = (uid, generation, names, rows) if uid else None
 
     # ---- health -----------------------------------------------------------------------------------------
     def problems(self) -> list[str]:

@@ -15,7 +15,6 @@ from extender.cache.cluster_cache import RecordState
 from extender.core import Extender
 from extender.protocol import ExtenderArgs, ExtenderFilterResult, filter_error, filter_result
 from placement.scheduling import (
-    REFUSALS,
     FilterOutcome,
     PodNeeds,
     PodReadError,
@@ -42,8 +41,9 @@ def run_filter(ext: Extender, args: ExtenderArgs) -> ExtenderFilterResult:
     with ext.cache.view() as view:
         rows = ext.rows_for(view, names)
         group = view.group_placement(needs.group, exclude_uid=needs.uid)
-        out = filter_nodes(view.cluster, view.table, needs, rows, group)
+        out = filter_nodes(view.cluster, view.table, needs, rows, group, view.free)
         passed, failed, unresolvable = out.split(names)
+        ext.remember_passed(needs.uid, view.generation, passed, rows[out.passed])
         if len(passed) == 1 and needs.uid and view.cluster is not None:
             row = int(rows[int(out.passed[0])])
             gpus = choose_gpus(ext.policy.policy(), view.cluster, row, needs.request)
@@ -65,18 +65,11 @@ def _log_refusal(ext: Extender, needs: PodNeeds, total: int, counts: Counter[Ref
     """One line per pod left without a node, with every rule that refused nodes and how many."""
     ranked = counts.most_common()
     ext.metrics.refused_pods.labels(ranked[0][0].value if ranked else "no-candidates").inc()
-    detail = "; ".join(f"{n} node(s) {r.value}: {_example(out, r)}" for r, n in ranked)
+    detail = "; ".join(f"{n} node(s) {r.value}: {out.example(r).removeprefix('gpuplace: ')}"
+                       for r, n in ranked)
     log.info("refused %s (%s): none of %d candidate nodes fits: %s", needs.key, needs.describe(), total,
              detail or "no candidate nodes")
     finding = fragmentation_finding(needs, out)
     if finding is not None:
         ext.report(finding)
 
-
-def _example(out: FilterOutcome, reason: Refusal) -> str:
-    """The message of the first node refused for `reason`."""
-    code = REFUSALS.index(reason)
-    for pos, msg in out.messages.items():
-        if int(out.reason[pos]) == code:
-            return msg.removeprefix("gpuplace: ")
-    return ""

@@ -41,9 +41,9 @@ def run_prioritize(ext: Extender, args: ExtenderArgs) -> bytes:
         cluster, table = view.cluster, view.table
         if cluster is None or table is None or not needs.gpus:
             return b"[]"
-        rows = ext.rows_for(view, names)
+        rows = ext.rows_for(view, names, needs.uid)
         group = view.group_placement(needs.group, exclude_uid=needs.uid)
-        ok = filter_nodes(cluster, table, needs, rows, group).reason == PASS
+        ok = filter_nodes(cluster, table, needs, rows, group, view.free).reason == PASS
         live = rows[ok]
         if not len(live):
             return b"[]"

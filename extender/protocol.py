@@ -13,6 +13,7 @@ Prioritize answers a bare JSON list (`HostPriorityList`); hosts left out score 0
 from __future__ import annotations
 
 import json
+import operator
 from collections.abc import Sequence
 from typing import Any
 
@@ -146,11 +147,21 @@ def filter_error(args: ExtenderArgs | None, error: str) -> ExtenderFilterResult:
     return ExtenderFilterResult(NodeNames=[], Error=error)
 
 
+_SCORE_TAIL = tuple(f"{s}}}" for s in range(MAX_EXTENDER_PRIORITY + 1))
+
+
 def host_priority_json(host_json: Sequence[str], rows: Sequence[int], scores: Sequence[int]) -> bytes:
     """A HostPriorityList written from precomputed `{"Host":"name","Score":` prefixes (one per node):
     the same bytes as HostPriorityList.to_json, without a model object per node."""
-    parts = [host_json[r] + str(s) + "}" for r, s in zip(rows, scores, strict=True)]
-    return ("[" + ",".join(parts) + "]").encode()
+    if len(rows) != len(scores):
+        raise ValueError("one score per host")
+    if not rows:
+        return b"[]"
+    if len(rows) == 1:
+        return ("[" + host_json[rows[0]] + _SCORE_TAIL[scores[0]] + "]").encode()
+    heads = operator.itemgetter(*rows)(host_json)
+    tails = operator.itemgetter(*scores)(_SCORE_TAIL)
+    return ("[" + ",".join(map(str.__add__, heads, tails)) + "]").encode()
 
 
 def host_priorities(hosts: Sequence[str], scores: Sequence[int]) -> bytes:

@@ -18,6 +18,7 @@ Pure: reads parsed objects only.
 from __future__ import annotations
 
 import json
+import operator
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -122,5 +123,10 @@ class NodeTable:
 
     def rows_of(self, names: Sequence[str]) -> IntArray:
         """Row of each name, -1 for names this table does not hold."""
+        if len(names) > 1:
+            try:
+                return np.array(operator.itemgetter(*names)(self.row), dtype=np.int64)
+            except KeyError:
+                pass  # some names unknown: one by one
         get = self.row.get
         return np.fromiter((get(n, UNKNOWN) for n in names), dtype=np.int64, count=len(names))

@@ -33,7 +33,9 @@ Score (`score_nodes`), lexicographic, mapped onto the extender's 0..10 (the best
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
+import operator
 from collections import Counter, OrderedDict, deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -223,13 +225,20 @@ class GroupPlacement:
 
 @dataclass
 class FilterOutcome:
-    """Per input position: PASS or the index of its Refusal in REFUSALS, plus the messages."""
+    """Per input position: PASS or the index of its Refusal in REFUSALS. Messages are written per
+    (reason, GPU model) group, not per node: the same text for every node refused for the same reason on
+    the same GPU, which is also what lets kube-scheduler's 'N node(s) ...' summary group them."""
 
     reason: IntArray
-    messages: dict[int, str] = field(default_factory=dict)  # position -> message
+    rows: IntArray
+    needs: PodNeeds
+    table: NodeTable | None = None
+    group: GroupPlacement = field(default_factory=GroupPlacement)
+    sub: IntArray | None = None  # per position: GPU model id (clique id for group-clique), -1 unknown
     largest_block: int = 0  # most whole GPUs in one domain among nodes refused for fragmentation
     fragmented_free: int = 0  # free GPUs on the nodes refused only for fragmentation
     fragmented_nodes: int = 0
+    _memo: dict[tuple[int, int], str] = field(default_factory=dict, repr=False)
 
     @property
     def passed(self) -> IntArray:
@@ -239,34 +248,89 @@ class FilterOutcome:
         codes, n = np.unique(self.reason[self.reason != PASS], return_counts=True)
         return Counter({REFUSALS[int(c)]: int(k) for c, k in zip(codes, n, strict=True)})
 
+    def message_at(self, pos: int) -> str:
+        """The message of the node at input position `pos` (refused)."""
+        code = int(self.reason[pos])
+        sub = int(self.sub[pos]) if self.sub is not None else -1
+        key = (code, sub)
+        msg = self._memo.get(key)
+        if msg is None:
+            row = int(self.rows[pos])
+            info = self.table.infos[row] if self.table is not None and row >= 0 else None
+            msg = self._memo[key] = _message(REFUSALS[code], info, self.needs, self.needs.gpus, self.group,
+                                             self.table)
+        return msg
+
+    @property
+    def messages(self) -> dict[int, str]:
+        """Position -> message for every refused node (one call per node: for tests and logs)."""
+        return {int(p): self.message_at(int(p)) for p in np.flatnonzero(self.reason != PASS)}
+
+    def example(self, why: Refusal) -> str:
+        """The message of the first node refused for `why` ('' if none)."""
+        hit = np.flatnonzero(self.reason == REFUSALS.index(why))
+        return self.message_at(int(hit[0])) if len(hit) else ""
+
     def split(self, names: Sequence[str]) -> tuple[list[str], dict[str, str], dict[str, str]]:
         """(passing names, FailedNodes, FailedAndUnresolvableNodes) for the extender's response."""
-        passed = [names[int(i)] for i in self.passed]
+        passed = _pick(names, self.passed)
         failed: dict[str, str] = {}
         unresolvable: dict[str, str] = {}
-        for pos, msg in self.messages.items():
-            target = unresolvable if REFUSALS[int(self.reason[pos])].unresolvable else failed
-            target[names[pos]] = msg
+        refused = np.flatnonzero(self.reason != PASS)
+        if not len(refused):
+            return passed, failed, unresolvable
+        sub = self.sub[refused] if self.sub is not None else np.full(len(refused), -1, dtype=np.int64)
+        keys = self.reason[refused] * (1 << 20) + (sub + 1)
+        for key in np.unique(keys):
+            members = refused[keys == key]
+            code = int(self.reason[members[0]])
+            msg = self.message_at(int(members[0]))
+            target = unresolvable if REFUSALS[code].unresolvable else failed
+            target.update(zip(_pick(names, members), itertools.repeat(msg)))
         return passed, failed, unresolvable
 
 
+def _pick(items: Sequence[str], positions: IntArray) -> list[str]:
+    if not len(positions):
+        return []
+    if len(positions) == 1:
+        return [items[int(positions[0])]]
+    return list(operator.itemgetter(*positions.tolist())(items))
+
+
+@dataclass(frozen=True)
+class FreeSummary:
+    """Per row of a Cluster: whole free GPUs and the largest free NVLink block, kept up to date by the
+    caller for the rows that change (so filtering 20,000 nodes does not recount every GPU)."""
+
+    whole: IntArray
+    block: IntArray
+
+    @classmethod
+    def of(cls, cluster: Cluster) -> FreeSummary:
+        return cls(cluster.whole_free(), cluster.largest_free_block())
+
+
 def filter_nodes(cluster: Cluster | None, table: NodeTable | None, needs: PodNeeds, rows: IntArray,
-                 group: GroupPlacement = GroupPlacement()) -> FilterOutcome:
-    """Which of the given rows (-1: a node the cache does not hold) can take the pod (module docstring)."""
+                 group: GroupPlacement = GroupPlacement(), free: FreeSummary | None = None) -> FilterOutcome:
+    """Which of the given rows (-1: a node the cache does not hold) can take the pod (module docstring).
+    `free`: the cluster's FreeSummary when the caller keeps one (else it is computed for these rows)."""
     n = len(rows)
     reason = np.full(n, PASS, dtype=np.int64)
+    out = FilterOutcome(reason, rows, needs, table, group)
     if not n:
-        return FilterOutcome(reason)
+        return out
     known = rows >= 0
     reason[~known] = REFUSALS.index(Refusal.UNKNOWN_NODE)
-    out = FilterOutcome(reason)
     if cluster is None or table is None or not known.any():
-        _messages(out, table, needs, rows, group)
         return out
     req = needs.request
     k = req.num_gpu
     pos = np.flatnonzero(known)
     r = rows[pos]
+    sub = np.full(n, -1, dtype=np.int64)
+    sub[pos] = cluster.model_id[r]
+    out.sub = sub
     if k == 0:  # not a GPU pod: nothing of ours to judge
         return out
 
@@ -283,40 +347,27 @@ def filter_nodes(cluster: Cluster | None, table: NodeTable | None, needs: PodNee
     if req.needs_domain:
         refuse(cluster.domain_size[r] < k, Refusal.NVLINK_TOPOLOGY)
     if group.pinned_clique:
-        refuse(~np.isin(table.clique_id[r], np.fromiter(group.cliques, dtype=np.int64)), Refusal.GROUP_CLIQUE)
-    whole = (cluster.gpu_free[r] >= req.gpu_milli).sum(axis=1) if req.is_shared else cluster.whole_free(r)
+        outside = ~np.isin(table.clique_id[r], np.fromiter(group.cliques, dtype=np.int64))
+        refuse(outside, Refusal.GROUP_CLIQUE)
+        clique_refused = pos[reason[pos] == REFUSALS.index(Refusal.GROUP_CLIQUE)]
+        sub[clique_refused] = table.clique_id[rows[clique_refused]]
+    if req.is_shared:
+        whole = (cluster.gpu_free[r] >= req.gpu_milli).sum(axis=1)
+    else:
+        whole = free.whole[r] if free is not None else cluster.whole_free(r)
     refuse(whole < k, Refusal.GPUS_BUSY)
     if req.needs_domain:
         live = reason[pos] == PASS
         if live.any():
             block = np.zeros(len(r), dtype=np.int64)
-            block[live] = cluster.largest_free_block(r[live])
+            block[live] = free.block[r[live]] if free is not None else cluster.largest_free_block(r[live])
             frag = live & (block < k)
             refuse(frag, Refusal.NVLINK_FRAGMENTED)
             if frag.any():
                 out.largest_block = int(block[frag].max())
                 out.fragmented_free = int(whole[frag].sum())
                 out.fragmented_nodes = int(frag.sum())
-    _messages(out, table, needs, rows, group)
     return out
-
-
-def _messages(out: FilterOutcome, table: NodeTable | None, needs: PodNeeds, rows: IntArray,
-              group: GroupPlacement) -> None:
-    """One message per refused node; the same text for the same reason and GPU model, so that
-    kube-scheduler's 'N node(s) ...' summary groups them."""
-    memo: dict[tuple[int, str], str] = {}
-    k = needs.gpus
-    for pos in np.flatnonzero(out.reason != PASS):
-        code = int(out.reason[pos])
-        row = int(rows[pos])
-        info = table.infos[row] if table is not None and row >= 0 else None
-        model = info.model if info is not None else ""
-        key = (code, model if REFUSALS[code] is not Refusal.GROUP_CLIQUE else (info.clique if info else ""))
-        msg = memo.get(key)
-        if msg is None:
-            msg = memo[key] = _message(REFUSALS[code], info, needs, k, group, table)
-        out.messages[int(pos)] = msg
 
 
 def _message(why: Refusal, info: Any, needs: PodNeeds, k: int, group: GroupPlacement,

@@ -35,7 +35,7 @@ import numpy as np
 from placement.catalog import GpuCatalog
 from placement.node_topology import NodeInfo, NodeReadError, NodeTable, node_info_from_k8s
 from placement.planner.snapshot import SnapshotError, pod_request_from_k8s
-from placement.scheduling import GPUS_ANNOTATION, LWS_GROUP_INDEX_LABEL, GroupPlacement
+from placement.scheduling import GPUS_ANNOTATION, LWS_GROUP_INDEX_LABEL, FreeSummary, GroupPlacement
 from placement.topology import MILLI, Cluster, PodRequest, TopologyError
 
 log = logging.getLogger("gpuplace.extender.cache")
@@ -70,6 +70,7 @@ class View:
     table: NodeTable | None
     generation: int  # goes up whenever the node set (and so the Cluster object) changes
     cache: ClusterCache
+    free: FreeSummary | None = None  # whole free GPUs and largest free NVLink block per row
 
     def group_placement(self, group: str | None, exclude_uid: str = "") -> GroupPlacement:
         return self.cache._group_placement(group, exclude_uid)
@@ -126,6 +127,7 @@ class ClusterCache:
         self._rebuild = True
         self._cluster: Cluster | None = None
         self._table: NodeTable | None = None
+        self._free: FreeSummary | None = None
         self._generation = 0
         self.stats = CacheStats()
         self.on_expired: Callable[[PodRecord], None] | None = None
@@ -332,7 +334,7 @@ class ClusterCache:
                 self._rebuild_cluster()
             if self._dirty:
                 self._refresh_rows()
-            yield View(self._cluster, self._table, self._generation, self)
+            yield View(self._cluster, self._table, self._generation, self, self._free)
 
     def _expire(self) -> None:
         now = self.clock()
@@ -351,6 +353,7 @@ class ClusterCache:
         infos = [self._nodes[n] for n in sorted(self._nodes)]
         self._table = NodeTable(infos) if infos else None
         self._cluster = self._table.cluster() if self._table is not None else None
+        self._free = FreeSummary.of(self._cluster) if self._cluster is not None else None
         self._generation += 1
         self._rebuild = False
         self.stats.rebuilds += 1
@@ -387,6 +390,12 @@ class ClusterCache:
                     free = np.argsort(used, kind="stable")[: rec.request.num_gpu]
                 used[free] += rec.request.gpu_milli
             cluster.gpu_free[row, : info.gpu_count] = np.clip(MILLI - used, 0, MILLI)
+            if self._free is not None:
+                whole = used == 0
+                self._free.whole[row] = int(whole.sum())
+                size = info.domain_size
+                blocks = (int(whole[s:s + size].sum()) for s in range(0, info.gpu_count, size))
+                self._free.block[row] = max(blocks, default=0)
             cluster.cpu_free[row] = max(0, int(cluster.cpu_total[row]) - cpu)
             cluster.mem_free[row] = max(0, int(cluster.mem_total[row]) - mem)
             cluster.version[row] += 1

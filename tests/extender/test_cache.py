@@ -7,6 +7,7 @@ import numpy as np
 
 from extender.cache.cluster_cache import ClusterCache, RecordState
 from placement.checks.settings import CheckContext
+from placement.scheduling import FreeSummary
 from placement.topology import MILLI, PodRequest
 from tests.extender.objects import node, pod
 
@@ -219,3 +220,16 @@ def test_versions_go_up_only_on_rows_that_changed() -> None:
     with cache.view() as view:
         assert view.cluster is not None
         assert np.array_equal(view.cluster.version - before, [0, 1])
+
+
+def test_free_summary_follows_every_change_of_the_rows() -> None:
+    cache = make(node("a"), node("nvl", "NVIDIA-H100-NVL", 4), node("l4", "NVIDIA-L4", 4))
+    cache.upsert_pod(pod("p", 2, node_name="a", annotations={"gpuplace.io/gpus": "3,4"}))
+    cache.upsert_pod(pod("q", 1, node_name="nvl", annotations={"gpuplace.io/gpus": "2"}))
+    cache.assume("r", "default/r", "l4", req(1), (0,), None)
+    cache.nominate("s", "default/s", "nvl", req(1), (0,), None)
+    with cache.view() as view:
+        assert view.cluster is not None and view.free is not None
+        expected = FreeSummary.of(view.cluster)
+        assert view.free.whole.tolist() == expected.whole.tolist() == [6, 3, 2]
+        assert view.free.block.tolist() == expected.block.tolist() == [6, 1, 1]

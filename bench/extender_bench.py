@@ -1,0 +1,480 @@
+"""Benchmark of the gpuplace scheduler extender, in one run:
+
+1. Per-pod latency of /filter + /prioritize at 500, 5,000 and 20,000 nodes, in-process against the
+   cache (no API server): what the extender does per pod (parse the ExtenderArgs JSON kube-scheduler
+   sends with every node name, filter, answer, parse the prioritize call, score, answer), on a cluster
+   already about half full, with each placement recorded before the next pod (as /bind does). The same
+   at 5,000 nodes over HTTP (aiohttp on loopback) shows what the wire adds.
+2. Throughput of the real kube-scheduler with and without the extender on the same fake cluster
+   (>= 1,000 nodes, local kube-apiserver + etcd from tests/harness): N pods are created first, then the
+   scheduler starts; pods/s = bound pods between the first and the last "Successfully bound" line of
+   the scheduler's log. Runs: the stock configuration, the stock configuration scoring 100% of nodes,
+   and the shipped gpuplace-scheduler configuration (manifests/scheduler) with the extender as a
+   subprocess. kube-scheduler's client QPS is raised to 500 (burst 1000) in every run, so that its
+   default of 50/s does not cap the runs that bind through the scheduler itself.
+
+    .venv/bin/python bench/extender_bench.py                       # everything (about 5-8 minutes)
+    .venv/bin/python bench/extender_bench.py --skip-throughput     # latency only
+    .venv/bin/python bench/extender_bench.py --out bench/results/extender_bench.txt
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import random
+import re
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from extender.cache.cluster_cache import ClusterCache, RecordState  # noqa: E402
+from extender.core import Extender  # noqa: E402
+from extender.filter import run_filter  # noqa: E402
+from extender.prioritize import run_prioritize  # noqa: E402
+from extender.protocol import parse_args  # noqa: E402
+from placement.checks.settings import CheckContext  # noqa: E402
+from placement.scheduling import PolicyHolder  # noqa: E402
+
+# Node mix: (product, GPUs, cpu, memory, share of nodes)
+NODE_MIX = [("NVIDIA-H100-80GB-HBM3", 8, "192", "2Ti", 0.5), ("NVIDIA-H100-NVL", 4, "96", "1Ti", 0.2),
+            ("NVIDIA-L4", 4, "48", "192Gi", 0.3)]
+# Pod mix: (GPUs, share); multi-GPU pods need one NVLink domain. A third carry a memory need (a model).
+POD_MIX = [(1, 0.45), (2, 0.25), (4, 0.2), (8, 0.1)]
+MEMORY_NEEDS = [None, None, 18_833, 51_443]
+
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+# ---- objects ----------------------------------------------------------------------------------------------
+def node_obj(name: str, product: str, gpus: int, cpu: str, memory: str) -> dict[str, Any]:
+    alloc = {"cpu": cpu, "memory": memory, "pods": "110", "nvidia.com/gpu": str(gpus)}
+    return {
+        "apiVersion": "v1", "kind": "Node",
+        "metadata": {"name": name, "labels": {
+            "kubernetes.io/hostname": name, "kubernetes.io/os": "linux", "nvidia.com/gpu.present": "true",
+            "nvidia.com/gpu.product": product, "nvidia.com/gpu.count": str(gpus), "gpuplace.io/bench": "true"}},
+        "spec": {},
+        "status": {"capacity": alloc, "allocatable": alloc,
+                   "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady",
+                                   "message": "fake", "lastHeartbeatTime": "2026-01-01T00:00:00Z",
+                                   "lastTransitionTime": "2026-01-01T00:00:00Z"}]},
+    }
+
+
+def nodes_for(n: int) -> list[dict[str, Any]]:
+    out = []
+    for i in range(n):
+        x = (i * 0.6180339887) % 1.0  # a fixed, well-spread mix
+        acc = 0.0
+        for product, gpus, cpu, memory, share in NODE_MIX:
+            acc += share
+            if x < acc:
+                break
+        out.append(node_obj(f"gpu-{i:05d}", product, gpus, cpu, memory))
+    return out
+
+
+def pod_obj(name: str, gpus: int, ns: str, scheduler: str, memory_need: int | None = None,
+            uid: str | None = None, node: str | None = None, gpu_ids: str | None = None) -> dict[str, Any]:
+    annotations: dict[str, str] = {"gpuplace.io/nvlink": "required" if gpus > 1 else "none"}
+    if memory_need:
+        annotations["gpuplace.io/gpu-memory-min"] = str(memory_need)
+    if gpu_ids:
+        annotations["gpuplace.io/gpus"] = gpu_ids
+    meta: dict[str, Any] = {"name": name, "namespace": ns, "annotations": annotations}
+    if uid:
+        meta["uid"] = uid
+        meta["resourceVersion"] = "1"
+    spec: dict[str, Any] = {
+        "schedulerName": scheduler, "terminationGracePeriodSeconds": 0,
+        "containers": [{"name": "main", "image": "registry.k8s.io/pause:3.10", "resources": {
+            "requests": {"cpu": str(4 * gpus), "memory": f"{32 * gpus}Gi"},
+            "limits": {"nvidia.com/gpu": str(gpus)}}}],
+    }
+    if node:
+        spec["nodeName"] = node
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": spec, "status": {"phase": "Pending"}}
+
+
+def pod_sizes(n: int, rng: random.Random) -> list[int]:
+    sizes, weights = zip(*POD_MIX, strict=True)
+    return rng.choices(sizes, weights=weights, k=n)
+
+
+# ---- 1. latency in-process -------------------------------------------------------------------------------
+def prefill(cache: ClusterCache, nodes: list[dict[str, Any]], rng: random.Random, fill: float = 0.5) -> int:
+    """Bind pods (whole NVLink-aligned blocks) until about `fill` of each node's GPUs are used."""
+    pods = []
+    for n in nodes:
+        gpus = int(n["status"]["allocatable"]["nvidia.com/gpu"])
+        domain = 2 if n["metadata"]["labels"]["nvidia.com/gpu.product"] == "NVIDIA-H100-NVL" else (
+            1 if gpus == 4 else 8)
+        target = sum(rng.random() < fill for _ in range(gpus))
+        free = list(range(gpus))
+        used = 0
+        while used < target:
+            size = rng.choice([s for s in (1, 2, 4) if s <= target - used and s <= max(domain, 1)] or [1])
+            block = next((free[i:i + size] for i in range(0, len(free) - size + 1)
+                          if free[i] // max(domain, 1) == free[i + size - 1] // max(domain, 1)
+                          and free[i + size - 1] - free[i] == size - 1), None)
+            if block is None:
+                break
+            for g in block:
+                free.remove(g)
+            used += size
+            pods.append(pod_obj(f"pre-{len(pods)}", size, "bench", "x", uid=f"pre-{len(pods)}",
+                                node=n["metadata"]["name"], gpu_ids=",".join(map(str, block))))
+    cache.replace_pods(pods, 0.0)
+    return len(pods)
+
+
+def percentile(values: list[float], q: float) -> float:
+    return float(np.percentile(np.array(values), q))
+
+
+def latency_run(size: int, pods: int, seed: int = 0) -> dict[str, Any]:
+    rng = random.Random(seed)
+    ctx = CheckContext.default()
+    nodes = nodes_for(size)
+    cache = ClusterCache(ctx.gpus)
+    t = time.perf_counter()
+    cache.replace_nodes(nodes)
+    prefilled = prefill(cache, nodes, rng)
+    with cache.view():
+        pass
+    setup_s = time.perf_counter() - t
+    ext = Extender(cache, ctx, PolicyHolder())
+    names = [n["metadata"]["name"] for n in nodes]
+    lat_filter: list[float] = []
+    lat_prio: list[float] = []
+    total: list[float] = []
+    passed_counts: list[int] = []
+    refused = 0
+    warmup = 20
+    for i, gpus in enumerate(pod_sizes(pods + warmup, rng)):
+        uid = f"bench-{i}"
+        p = pod_obj(f"p-{i}", gpus, "bench", "gpuplace-scheduler", rng.choice(MEMORY_NEEDS), uid=uid)
+        body = json.dumps({"Pod": p, "Nodes": None, "NodeNames": names}).encode()
+        t0 = time.perf_counter()
+        result = run_filter(ext, parse_args(body))
+        answer = result.to_json()
+        t1 = time.perf_counter()
+        passed = json.loads(answer)["NodeNames"]
+        if not passed:
+            refused += 1
+            continue
+        body2 = json.dumps({"Pod": p, "Nodes": None, "NodeNames": passed}).encode()
+        t2 = time.perf_counter()
+        scores = json.loads(run_prioritize(ext, parse_args(body2))) if len(passed) > 1 else []
+        t3 = time.perf_counter()
+        best = max(scores, key=lambda h: h["Score"])["Host"] if scores else passed[0]
+        rec = cache.record(uid)  # /bind: the nomination becomes an assumed placement
+        if rec is not None and rec.state is RecordState.NOMINATED and rec.node == best and rec.gpus is not None:
+            cache.assume(uid, rec.key, best, rec.request, rec.gpus, None)
+        if i >= warmup:
+            lat_filter.append(t1 - t0)
+            lat_prio.append(t3 - t2)
+            total.append(t1 - t0 + t3 - t2)
+            passed_counts.append(len(passed))
+    ms = 1000.0
+    return {
+        "nodes": size, "pods": len(total), "prefilled_pods": prefilled, "setup_s": setup_s, "refused": refused,
+        "p50_ms": percentile(total, 50) * ms, "p99_ms": percentile(total, 99) * ms,
+        "filter_p50_ms": percentile(lat_filter, 50) * ms, "prioritize_p50_ms": percentile(lat_prio, 50) * ms,
+        "mean_candidates": float(np.mean(passed_counts)) if passed_counts else 0.0,
+    }
+
+
+async def http_latency(size: int, pods: int, seed: int = 0) -> dict[str, Any]:
+    """The same per-pod sequence over HTTP to the aiohttp app on loopback (client in the same process)."""
+    import aiohttp
+    from aiohttp import web
+
+    from extender.server import build_app
+
+    rng = random.Random(seed)
+    ctx = CheckContext.default()
+    nodes = nodes_for(size)
+    cache = ClusterCache(ctx.gpus)
+    cache.replace_nodes(nodes)
+    prefill(cache, nodes, rng)
+
+    class NoApi:
+        def bind(self, namespace: str, name: str, uid: str, node: str, annotations: Any) -> None:
+            return None
+
+        def get_pod(self, namespace: str, name: str) -> None:
+            return None
+
+    ext = Extender(cache, ctx, PolicyHolder(), binder=NoApi())
+    runner = web.AppRunner(build_app(ext), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    url = f"http://127.0.0.1:{port}"
+    names = [n["metadata"]["name"] for n in nodes]
+    samples: list[float] = []
+    binds: list[float] = []
+    async with aiohttp.ClientSession() as session:
+        for i, gpus in enumerate(pod_sizes(pods + 20, rng)):
+            p = pod_obj(f"h-{i}", gpus, "bench", "gpuplace-scheduler", rng.choice(MEMORY_NEEDS), uid=f"h-{i}")
+            body = json.dumps({"Pod": p, "Nodes": None, "NodeNames": names}).encode()
+            t0 = time.perf_counter()
+            async with session.post(url + "/filter", data=body) as resp:
+                passed = (await resp.json())["NodeNames"]
+            t1 = time.perf_counter()
+            if not passed:
+                continue
+            best = passed[0]
+            body2 = json.dumps({"Pod": p, "Nodes": None, "NodeNames": passed}).encode()
+            t2 = time.perf_counter()
+            if len(passed) > 1:
+                async with session.post(url + "/prioritize", data=body2) as resp:
+                    best = max(await resp.json(), key=lambda h: h["Score"])["Host"]
+            t3 = time.perf_counter()
+            bind = {"PodName": p["metadata"]["name"], "PodNamespace": "bench", "PodUID": f"h-{i}", "Node": best}
+            async with session.post(url + "/bind", json=bind) as resp:
+                await resp.read()
+            t4 = time.perf_counter()
+            if i >= 20:
+                samples.append(t1 - t0 + t3 - t2)
+                binds.append(t4 - t3)
+    await runner.cleanup()
+    return {"nodes": size, "pods": len(samples), "p50_ms": percentile(samples, 50) * 1000,
+            "p99_ms": percentile(samples, 99) * 1000, "bind_p50_ms": percentile(binds, 50) * 1000}
+
+
+# ---- 2. throughput with the real kube-scheduler ----------------------------------------------------------------
+KLOG_TIME = re.compile(r"^I(\d{4}) (\d\d):(\d\d):(\d\d\.\d+)")
+
+
+def bound_times(log_text: str) -> list[float]:
+    out = []
+    for line in log_text.splitlines():
+        if "Successfully bound pod to node" not in line:
+            continue
+        m = KLOG_TIME.match(line)
+        if m:
+            out.append(int(m.group(2)) * 3600 + int(m.group(3)) * 60 + float(m.group(4)))
+    return sorted(out)
+
+
+def scheduler_configs(extender_url: str) -> Iterator[tuple[str, dict[str, Any], str]]:
+    qps = {"qps": 500, "burst": 1000}
+    stock = {"apiVersion": "kubescheduler.config.k8s.io/v1", "kind": "KubeSchedulerConfiguration",
+             "clientConnection": qps, "profiles": [{"schedulerName": "bench-stock"}]}
+    yield "stock kube-scheduler (default config)", stock, "bench-stock"
+    yield ("stock, percentageOfNodesToScore: 100", {**stock, "percentageOfNodesToScore": 100,
+                                                    "profiles": [{"schedulerName": "bench-stock-all"}]},
+           "bench-stock-all")
+    configmap = yaml.safe_load((REPO / "manifests/scheduler/scheduler-config.yaml").read_text())
+    shipped = yaml.safe_load(configmap["data"]["scheduler-config.yaml"])
+    shipped["extenders"][0]["urlPrefix"] = extender_url
+    shipped.pop("leaderElection", None)
+    shipped["clientConnection"] = qps
+    yield "gpuplace-scheduler + extender (shipped config)", shipped, "gpuplace-scheduler"
+
+
+def http_get(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as resp:
+            return resp.status, resp.read().decode()
+    except Exception as exc:
+        return 0, str(exc)
+
+
+def extender_metric_means(metrics: str) -> dict[str, float]:
+    sums = dict(re.findall(r'gpuplace_extender_request_duration_seconds_sum\{verb="(\w+)"\} ([0-9.e+-]+)', metrics))
+    counts = dict(re.findall(r'gpuplace_extender_request_duration_seconds_count\{verb="(\w+)"\} ([0-9.e+-]+)',
+                             metrics))
+    return {v: 1000 * float(sums[v]) / float(counts[v]) for v in sums if float(counts.get(v, 0))}
+
+
+def throughput(n_nodes: int, n_pods: int, timeout: float) -> list[dict[str, Any]]:
+    from kubernetes import client as k8s
+
+    from tests.harness import local_control_plane
+    from tests.harness.controlplane import free_port
+
+    results = []
+    with tempfile.TemporaryDirectory(prefix="gpuplace-bench-") as tmp, local_control_plane(Path(tmp)) as cp:
+        api = k8s.CoreV1Api(cp.api_client())
+        api.api_client.configuration.connection_pool_maxsize = 16
+        t = time.perf_counter()
+        nodes = nodes_for(n_nodes)
+
+        def make_node(obj: dict[str, Any]) -> None:
+            api.create_node(obj, _preload_content=False)
+            api.patch_node(obj["metadata"]["name"], {"spec": {"taints": []}}, _preload_content=False)
+            api.patch_node_status(obj["metadata"]["name"], {"status": obj["status"]}, _preload_content=False)
+
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(make_node, nodes))
+        log(f"created {n_nodes} nodes in {time.perf_counter() - t:.1f}s")
+        api.create_namespace({"metadata": {"name": "bench"}}, _preload_content=False)
+        cp.ensure_default_service_account("bench")
+
+        port = free_port()
+        ext_log = Path(tmp) / "extender.log"
+        with ext_log.open("wb") as fh:
+            proc = subprocess.Popen([sys.executable, "-m", "gpuplace", "extender", "--kubeconfig",
+                                     str(cp.kubeconfig), "--address", "127.0.0.1", "--port", str(port),
+                                     "--log-level", "warning"], stdout=fh, stderr=subprocess.STDOUT, cwd=REPO)
+        url = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 120
+            while http_get(url + "/readyz")[0] != 200:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise RuntimeError(f"extender not ready:\n{ext_log.read_text()[-2000:]}")
+                time.sleep(0.5)
+            rng = random.Random(1)
+            sizes = pod_sizes(n_pods, rng)
+            for label, config, scheduler_name in scheduler_configs(url):
+                wait_extender_idle(url, [n["metadata"]["name"] for n in nodes])
+                t = time.perf_counter()
+
+                def make_pod(args: tuple[int, int], name: str = scheduler_name) -> None:
+                    i, gpus = args
+                    api.create_namespaced_pod("bench", pod_obj(f"{name}-{i}", gpus, "bench", name),
+                                              _preload_content=False)
+
+                with ThreadPoolExecutor(8) as pool:
+                    list(pool.map(make_pod, enumerate(sizes)))
+                log(f"{label}: created {n_pods} pods in {time.perf_counter() - t:.1f}s; starting the scheduler")
+                before = http_get(url + "/metrics")[1]
+                with cp.start_scheduler(config, name=f"bench-{scheduler_name}", timeout=120) as sched:
+                    started = time.monotonic()
+                    bound = 0
+                    while time.monotonic() - started < timeout:
+                        pods = json.loads(api.list_namespaced_pod("bench", _preload_content=False).data)["items"]
+                        bound = sum(1 for p in pods if p["spec"].get("nodeName"))
+                        if bound >= n_pods:
+                            break
+                        time.sleep(1.0)
+                    wall = time.monotonic() - started
+                    times = bound_times(sched.logs())
+                after = http_get(url + "/metrics")[1]
+                span = times[-1] - times[0] if len(times) > 1 else float("nan")
+                row = {"run": label, "nodes": n_nodes, "pods": n_pods, "bound": bound,
+                       "pods_per_s": (len(times) - 1) / span if span and span > 0 else float("nan"),
+                       "bind_span_s": span, "wall_s": wall}
+                if "extender" in label:
+                    row["extender_mean_ms"] = {k: v for k, v in extender_metric_means(after).items()
+                                               if k in extender_metric_means(before) or True}
+                results.append(row)
+                log(f"{label}: {bound}/{n_pods} bound, {row['pods_per_s']:.1f} pods/s "
+                    f"(binds over {span:.1f}s, {wall:.1f}s from scheduler start)")
+                api.delete_collection_namespaced_pod("bench", grace_period_seconds=0, _preload_content=False)
+                wait_pods_gone(api)
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)
+    return results
+
+
+def wait_pods_gone(api: Any, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not json.loads(api.list_namespaced_pod("bench", _preload_content=False).data)["items"]:
+            return
+        time.sleep(1.0)
+    raise RuntimeError("bench pods not deleted")
+
+
+def wait_extender_idle(url: str, names: list[str], timeout: float = 120) -> None:
+    """Until the extender's cache holds every node with all its GPUs free."""
+    probe = pod_obj("probe", 1, "bench", "x")
+    probe["metadata"]["uid"] = ""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        req = urllib.request.Request(url + "/filter", data=json.dumps(
+            {"Pod": probe, "Nodes": None, "NodeNames": names}).encode())
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            body = json.loads(resp.read())
+        if len(body["NodeNames"]) == len(names):
+            metrics = http_get(url + "/metrics")[1]
+            assumed = re.search(r"^gpuplace_extender_cache_pods (\S+)", metrics, re.M)
+            if assumed and float(assumed.group(1)) == 0:
+                return
+        time.sleep(1.0)
+    raise RuntimeError("the extender's cache did not drain")
+
+
+# ---- report ------------------------------------------------------------------------------------------------
+def report(lat: list[dict[str, Any]], http: list[dict[str, Any]], thr: list[dict[str, Any]]) -> str:
+    lines = [f"# gpuplace extender benchmark, {datetime.now().isoformat(timespec='seconds')}",
+             f"# host: {platform.node()} {os.cpu_count()} CPUs, Python {platform.python_version()}, "
+             f"{platform.machine()}; other work may be running on the same cores", ""]
+    lines.append("## filter + prioritize per pod, in-process (parse request, decide, write answer)")
+    lines.append(f"{'nodes':>7} {'pods':>5} {'p50 ms':>8} {'p99 ms':>8} {'filter p50':>11} "
+                 f"{'prio p50':>9} {'candidates':>11} {'refused':>8}")
+    for r in lat:
+        lines.append(f"{r['nodes']:>7} {r['pods']:>5} {r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f} "
+                     f"{r['filter_p50_ms']:>11.2f} {r['prioritize_p50_ms']:>9.2f} {r['mean_candidates']:>11.0f} "
+                     f"{r['refused']:>8}")
+    if http:
+        lines += ["", "## the same over HTTP (aiohttp, loopback, client in the same process)"]
+        for r in http:
+            lines.append(f"{r['nodes']:>7} nodes: filter+prioritize p50 {r['p50_ms']:.2f} ms, p99 "
+                         f"{r['p99_ms']:.2f} ms; bind (no API call) p50 {r['bind_p50_ms']:.2f} ms")
+    if thr:
+        lines += ["", "## real kube-scheduler throughput on the same fake cluster "
+                  "(pods created first, then the scheduler starts)"]
+        base = next((r["pods_per_s"] for r in thr if r["run"].startswith("stock kube")), float("nan"))
+        for r in thr:
+            extra = ""
+            if "extender_mean_ms" in r:
+                extra = " extender mean ms: " + ", ".join(f"{k} {v:.2f}" for k, v in
+                                                          sorted(r["extender_mean_ms"].items()))
+            lines.append(f"{r['run']:<50} {r['nodes']} nodes, {r['bound']}/{r['pods']} bound: "
+                         f"{r['pods_per_s']:.1f} pods/s ({r['pods_per_s'] / base:.0%} of stock){extra}")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", default="500,5000,20000", help="node counts for the latency part")
+    parser.add_argument("--pods", type=int, default=300, help="pods per size (latency part)")
+    parser.add_argument("--http-size", type=int, default=5000, help="node count of the HTTP latency run (0: skip)")
+    parser.add_argument("--throughput-nodes", type=int, default=1000)
+    parser.add_argument("--throughput-pods", type=int, default=1000)
+    parser.add_argument("--throughput-timeout", type=float, default=240.0, help="seconds per scheduler run")
+    parser.add_argument("--skip-throughput", action="store_true")
+    parser.add_argument("--out", help="also write the report here")
+    args = parser.parse_args()
+    lat = []
+    for size in (int(s) for s in args.sizes.split(",") if s):
+        log(f"latency at {size} nodes")
+        lat.append(latency_run(size, args.pods))
+    http = [asyncio.run(http_latency(args.http_size, min(args.pods, 200)))] if args.http_size else []
+    thr = [] if args.skip_throughput else throughput(args.throughput_nodes, args.throughput_pods,
+                                                     args.throughput_timeout)
+    text = report(lat, http, thr)
+    print(text)
+    if args.out:
+        Path(args.out).write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
