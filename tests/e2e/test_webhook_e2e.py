@@ -322,6 +322,9 @@ def test_every_shipped_manifest_passes_the_apiservers_strict_validation(
     docs = [d for d in docs if not d["apiVersion"].startswith("cert-manager.io/")]
     kinds = {d["kind"] for d in docs}
     assert {"Deployment", "ValidatingWebhookConfiguration", "MutatingWebhookConfiguration"} <= kinds
+    for d in docs:  # the webhook fixture's live configurations are also called gpuplace: create, not patch
+        if d["kind"].endswith("WebhookConfiguration"):
+            d["metadata"]["name"] = "gpuplace-dry-run-" + target.replace("/", "-")
     namespace = next(d for d in docs if d["kind"] == "Namespace")
     # Namespaced objects can only be dry-run into a namespace that exists.
     control_plane.kubectl("apply", "-f", "-", input=yaml.safe_dump(namespace))
