@@ -31,19 +31,30 @@ class Strict(BaseModel):
 
 
 class ChecksConfig(Strict):
-    typical_request_tokens: int = Field(1024, gt=0)
-    expected_concurrency: int = Field(64, gt=0)
-    tier_margin: float = Field(1.2, ge=1.0)
+    typical_request_tokens: int = Field(
+        1024, gt=0, description="prompt + output tokens of a typical request (KV capacity vs concurrency)"
+    )
+    expected_concurrency: int = Field(64, gt=0, description="concurrency expected when max-num-seqs is unset")
+    tier_margin: float = Field(
+        1.2, ge=1.0, description="a recommended tier must hold max-model-len times this in its KV cache"
+    )
     load_gib_per_s: float = Field(1.0, gt=0, description="rate at which a new replica reads its weights")
-    startup_overhead_s: float = Field(60.0, ge=0)
-    overprovisioned_share: float = Field(0.3, gt=0, le=1)
-    top_tier_price_per_hour: float = Field(2.5, gt=0)
-    min_online_batch: int = Field(8, ge=1)
-    min_batch_batch: int = Field(32, ge=1)
-    min_cpu_cores: float = Field(2.0, ge=0)
-    min_mem_fraction: float = Field(0.5, gt=0, le=1)
-    hours_per_month: float = Field(730.0, gt=0)
-    never_recommend: tuple[str, ...] = ("RTX-3090", "RTX-4090", "P100-PCIe-16GB", "V100-PCIe-16GB")
+    startup_overhead_s: float = Field(60.0, ge=0, description="engine start on top of loading (CUDA, graphs)")
+    overprovisioned_share: float = Field(
+        0.3, gt=0, le=1, description="below this share of GPU memory in use, a GPU is overprovisioned"
+    )
+    top_tier_price_per_hour: float = Field(
+        2.5, gt=0, description="$/GPU-hour from which a tier counts as top tier (batch-over-tiered)"
+    )
+    min_online_batch: int = Field(8, ge=1, description="max-num-seqs below this idles an online server")
+    min_batch_batch: int = Field(32, ge=1, description="max-num-seqs below this idles a batch job")
+    min_cpu_cores: float = Field(2.0, ge=0, description="CPU limit below this starves an engine container")
+    min_mem_fraction: float = Field(0.5, gt=0, le=1, description="memory fraction below this wastes the GPU")
+    hours_per_month: float = Field(730.0, gt=0, description="hours in the monthly cost figures")
+    never_recommend: tuple[str, ...] = Field(
+        ("RTX-3090", "RTX-4090", "P100-PCIe-16GB", "V100-PCIe-16GB"),
+        description="catalog GPU ids never offered as a recommendation",
+    )
 
 
 class CatalogConfig(Strict):
