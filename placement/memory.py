@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -119,7 +120,10 @@ class MemoryEstimate:
         }
 
 
+@lru_cache(maxsize=8192)
 def estimate(arch: ModelArch, setup: ServingSetup) -> MemoryEstimate:
+    """Memoised: both arguments are frozen, and a cluster serves few distinct (model, GPU, settings)
+    combinations, while every admission review asks about the same ones across the catalog's tiers."""
     usable = setup.usable_gib * GIB
     weights = weight_bytes_per_rank(arch, setup)
     activation = activation_bytes_per_rank(arch, setup)
