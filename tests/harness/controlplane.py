@@ -1059,6 +1059,7 @@ class ControlPlane:
         work = self.work_dir / "schedulers" / f"{name}-{uuid.uuid4().hex[:6]}"
         sched = KubeScheduler(self.bin_dir, work, kubeconfig or self.scheduler_kubeconfig, config)
         sched.start(timeout=timeout)
+        self._components = [c for c in self._components if c.running()]
         self._components.append(sched)
         return sched
 
@@ -1088,6 +1089,7 @@ class ControlPlane:
             extra_args=extra_args,
         )
         kcm.start(timeout=timeout)
+        self._components = [c for c in self._components if c.running()]
         self._components.append(kcm)
         if self._nodes:
             self._start_heartbeats()
