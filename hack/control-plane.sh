@@ -220,7 +220,7 @@ main() {
     path) echo "$BIN_DIR" ;;
     check) installed ;;
     versions) stamp_text ;;
-    -h | --help | help) sed -n '2,/^$/p' "$0" | sed 's/^# \{0,1\}//' ;;
+    -h | --help | help) sed -n '2,/^set -euo/p' "$0" | grep '^#' | sed 's/^# \{0,1\}//' ;;
     *) die "unknown subcommand: $cmd (use install, path, check or versions)" ;;
   esac
 }
