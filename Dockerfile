@@ -35,7 +35,9 @@ RUN --mount=type=secret,id=pip_cert \
 
 # The project: built into a wheel (package data placement/data/*.yaml included) with the pinned
 # setuptools, then installed offline. --no-index makes a stale lock fail here instead of pulling an
-# unpinned dependency; `pip check` verifies the installed set is consistent.
+# unpinned dependency; `pip check` verifies the installed set is consistent. pip installs compiled
+# bytecode (the root filesystem is read-only in the manifests, so it could not be written later);
+# pip, setuptools and the numpy/pandas test suites (~60 MB) do not go into the image.
 COPY pyproject.toml README.md ./
 COPY placement ./placement
 COPY webhook ./webhook
@@ -46,26 +48,16 @@ RUN set -eu; \
     /opt/venv/bin/python -m pip install --quiet --no-index --constraint requirements.lock /tmp/dist/gpuplace-*.whl; \
     /opt/venv/bin/python -m pip check; \
     /opt/venv/bin/gpuplace --help >/dev/null; \
-    /opt/venv/bin/python -m pip uninstall --quiet --yes setuptools pip
+    /opt/venv/bin/python -m pip uninstall --quiet --yes setuptools pip; \
+    find /opt/venv/lib/python3*/site-packages/numpy /opt/venv/lib/python3*/site-packages/pandas \
+      -depth -type d -name tests -exec rm -rf {} +
 
 # ---------------------------------------------------------------------------------------------------
 FROM ${BASE_IMAGE}
-ARG VERSION=0.1.0
-ARG REVISION=""
-ARG CREATED=""
-ARG SOURCE=https://github.com/gpuplace/gpuplace
-LABEL org.opencontainers.image.title="gpuplace" \
-      org.opencontainers.image.description="Stop GPU placement mistakes in Kubernetes: admission webhook, kube-scheduler extender and CLI (gpuplace check)." \
-      org.opencontainers.image.source="${SOURCE}" \
-      org.opencontainers.image.url="${SOURCE}" \
-      org.opencontainers.image.licenses="Apache-2.0" \
-      org.opencontainers.image.version="${VERSION}" \
-      org.opencontainers.image.revision="${REVISION}" \
-      org.opencontainers.image.created="${CREATED}"
-
-# uid/gid 65532, as the manifests' securityContext (runAsUser/runAsGroup) expects.
+# uid/gid 65532, as the manifests' securityContext (runAsUser/runAsGroup) expects. --no-log-init: no
+# sparse lastlog/faillog entries sized by the uid (they would bloat the layer).
 RUN groupadd --gid 65532 nonroot \
- && useradd --uid 65532 --gid 65532 --home-dir /home/nonroot --create-home \
+ && useradd --no-log-init --uid 65532 --gid 65532 --home-dir /home/nonroot --create-home \
       --shell /usr/sbin/nologin nonroot
 
 COPY --from=builder /opt/venv /opt/venv
@@ -80,3 +72,17 @@ USER 65532:65532
 EXPOSE 8443 8888
 ENTRYPOINT ["/opt/venv/bin/gpuplace"]
 CMD ["--help"]
+
+# Last, so that a new revision or date only rebuilds this metadata step.
+ARG VERSION=0.1.0
+ARG REVISION=""
+ARG CREATED=""
+ARG SOURCE=https://github.com/gpuplace/gpuplace
+LABEL org.opencontainers.image.title="gpuplace" \
+      org.opencontainers.image.description="Stop GPU placement mistakes in Kubernetes: admission webhook, kube-scheduler extender and CLI (gpuplace check)." \
+      org.opencontainers.image.source="${SOURCE}" \
+      org.opencontainers.image.url="${SOURCE}" \
+      org.opencontainers.image.licenses="Apache-2.0" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${REVISION}" \
+      org.opencontainers.image.created="${CREATED}"
