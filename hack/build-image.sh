@@ -34,7 +34,7 @@ RUN_MODE="${RUN_MODE:-auto}"
 ROOTFS="$CACHE/rootfs-$SUITE"
 
 say() { printf '\n>>> %s\n' "$*"; }
-run() { printf '+ %s\n' "$*"; "$@"; }
+run() { printf '+ %s\n' "$*" >&2; "$@"; }
 die() { printf 'build-image: %s\n' "$*" >&2; exit 2; }
 
 [[ $(id -u) -eq 0 ]] || die "run as root (apt-get, debootstrap and rootful podman storage)"
@@ -213,6 +213,31 @@ help_rc=$?
 echo "exit status: $help_rc (expected 0)"
 set -e
 
+# The same image as the admission webhook: a throwaway self-signed certificate, read-only root, the
+# host's network on a free port, then /readyz over HTTPS. podman mode only (chroot has no detach).
+webhook_ok=skipped
+if [[ "$MODE" == podman ]] && command -v openssl >/dev/null && command -v curl >/dev/null; then
+  say "webhook smoke test: gpuplace webhook --no-api in the image, /readyz over HTTPS"
+  certs=$(mktemp -d)
+  port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 -subj /CN=localhost \
+    -addext subjectAltName=DNS:localhost,IP:127.0.0.1 -keyout "$certs/tls.key" -out "$certs/tls.crt" 2>/dev/null
+  chmod 0755 "$certs" && chmod 0644 "$certs"/tls.*  # readable by uid 65532
+  cid=$(run timeout 60 "${PODMAN[@]}" "${RUNTIME[@]}" run -d --rm --read-only "${RUN_OPTS[@]}" --network host \
+    -v "$certs:/certs:ro" "$IMAGE" webhook --no-api --host 127.0.0.1 --port "$port" \
+    --cert-file /certs/tls.crt --key-file /certs/tls.key | tail -1)
+  webhook_ok=no
+  for _ in $(seq 1 60); do
+    if ready=$(curl -sf --cacert "$certs/tls.crt" "https://127.0.0.1:$port/readyz"); then
+      echo "GET https://127.0.0.1:$port/readyz -> $ready"; webhook_ok=yes; break
+    fi
+    sleep 1
+  done
+  "${PODMAN[@]}" logs "$cid" 2>&1 | tail -5
+  "${PODMAN[@]}" stop -t 5 "$cid" >/dev/null || true
+  rm -rf "$certs"
+fi
+
 size=$("${PODMAN[@]}" image inspect "$IMAGE" --format '{{.Size}}')
 say "summary"
 if [[ "$MODE" == podman ]]; then
@@ -222,9 +247,9 @@ else
 fi
 echo "image $IMAGE: $((size / 1000000)) MB, built on $BASE_IMAGE in $((SECONDS))s in all;" \
   "storage $STORAGE_DRIVER; $how"
-if [[ $check_rc -eq 1 && $help_rc -eq 0 ]]; then
-  echo "OK: the image builds and runs gpuplace"
+if [[ $check_rc -eq 1 && $help_rc -eq 0 && $webhook_ok != no ]]; then
+  echo "OK: the image builds and runs gpuplace (check: exit 1 as expected, --help: 0, webhook /readyz: $webhook_ok)"
 else
-  echo "FAILED: check exited $check_rc (want 1), --help exited $help_rc (want 0)" >&2
+  echo "FAILED: check exited $check_rc (want 1), --help exited $help_rc (want 0), webhook ready: $webhook_ok" >&2
   exit 1
 fi
