@@ -71,7 +71,8 @@ def node_obj(name: str, product: str, gpus: int, cpu: str, memory: str) -> dict[
         "apiVersion": "v1", "kind": "Node",
         "metadata": {"name": name, "labels": {
             "kubernetes.io/hostname": name, "kubernetes.io/os": "linux", "nvidia.com/gpu.present": "true",
-            "nvidia.com/gpu.product": product, "nvidia.com/gpu.count": str(gpus), "gpuplace.io/bench": "true"}},
+            "nvidia.com/gpu.product": product, "nvidia.com/gpu.count": str(gpus),
+            "gpuplace.io/bench": "true"}},
         "spec": {},
         "status": {"capacity": alloc, "allocatable": alloc,
                    "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady",
@@ -85,10 +86,13 @@ def nodes_for(n: int) -> list[dict[str, Any]]:
     for i in range(n):
         x = (i * 0.6180339887) % 1.0  # a fixed, well-spread mix
         acc = 0.0
-        for product, gpus, cpu, memory, share in NODE_MIX:
-            acc += share
+        pick = NODE_MIX[-1]
+        for entry in NODE_MIX:
+            acc += entry[4]
             if x < acc:
+                pick = entry
                 break
+        product, gpus, cpu, memory, _ = pick
         out.append(node_obj(f"gpu-{i:05d}", product, gpus, cpu, memory))
     return out
 
@@ -123,7 +127,7 @@ def pod_sizes(n: int, rng: random.Random) -> list[int]:
 # ---- 1. latency in-process -------------------------------------------------------------------------------
 def prefill(cache: ClusterCache, nodes: list[dict[str, Any]], rng: random.Random, fill: float = 0.5) -> int:
     """Bind pods (whole NVLink-aligned blocks) until about `fill` of each node's GPUs are used."""
-    pods = []
+    pods: list[dict[str, Any]] = []
     for n in nodes:
         gpus = int(n["status"]["allocatable"]["nvidia.com/gpu"])
         domain = 2 if n["metadata"]["labels"]["nvidia.com/gpu.product"] == "NVIDIA-H100-NVL" else (
@@ -188,7 +192,7 @@ def latency_run(size: int, pods: int, seed: int = 0) -> dict[str, Any]:
         t3 = time.perf_counter()
         best = max(scores, key=lambda h: h["Score"])["Host"] if scores else passed[0]
         rec = cache.record(uid)  # /bind: the nomination becomes an assumed placement
-        if rec is not None and rec.state is RecordState.NOMINATED and rec.node == best and rec.gpus is not None:
+        if rec is not None and rec.state is RecordState.NOMINATED and rec.node == best and rec.gpus:
             cache.assume(uid, rec.key, best, rec.request, rec.gpus, None)
         if i >= warmup:
             lat_filter.append(t1 - t0)
@@ -197,7 +201,8 @@ def latency_run(size: int, pods: int, seed: int = 0) -> dict[str, Any]:
             passed_counts.append(len(passed))
     ms = 1000.0
     return {
-        "nodes": size, "pods": len(total), "prefilled_pods": prefilled, "setup_s": setup_s, "refused": refused,
+        "nodes": size, "pods": len(total), "prefilled_pods": prefilled, "setup_s": setup_s,
+        "refused": refused,
         "p50_ms": percentile(total, 50) * ms, "p99_ms": percentile(total, 99) * ms,
         "filter_p50_ms": percentile(lat_filter, 50) * ms, "prioritize_p50_ms": percentile(lat_prio, 50) * ms,
         "mean_candidates": float(np.mean(passed_counts)) if passed_counts else 0.0,
@@ -219,10 +224,13 @@ async def http_latency(size: int, pods: int, seed: int = 0) -> dict[str, Any]:
     prefill(cache, nodes, rng)
 
     class NoApi:
-        def bind(self, namespace: str, name: str, uid: str, node: str, annotations: Any) -> None:
+        async def bind(self, namespace: str, name: str, uid: str, node: str, annotations: Any) -> None:
             return None
 
-        def get_pod(self, namespace: str, name: str) -> None:
+        async def get_pod(self, namespace: str, name: str) -> None:
+            return None
+
+        async def close(self) -> None:
             return None
 
     ext = Extender(cache, ctx, PolicyHolder(), binder=NoApi())
@@ -252,7 +260,8 @@ async def http_latency(size: int, pods: int, seed: int = 0) -> dict[str, Any]:
                 async with session.post(url + "/prioritize", data=body2) as resp:
                     best = max(await resp.json(), key=lambda h: h["Score"])["Host"]
             t3 = time.perf_counter()
-            bind = {"PodName": p["metadata"]["name"], "PodNamespace": "bench", "PodUID": f"h-{i}", "Node": best}
+            bind = {"PodName": p["metadata"]["name"], "PodNamespace": "bench", "PodUID": f"h-{i}",
+                    "Node": best}
             async with session.post(url + "/bind", json=bind) as resp:
                 await resp.read()
             t4 = time.perf_counter()
@@ -264,7 +273,7 @@ async def http_latency(size: int, pods: int, seed: int = 0) -> dict[str, Any]:
             "p99_ms": percentile(samples, 99) * 1000, "bind_p50_ms": percentile(binds, 50) * 1000}
 
 
-# ---- 2. throughput with the real kube-scheduler ----------------------------------------------------------------
+# ---- 2. throughput with the real kube-scheduler ------------------------------------------------------------
 KLOG_TIME = re.compile(r"^I(\d{4}) (\d\d):(\d\d):(\d\d\.\d+)")
 
 
@@ -277,6 +286,28 @@ def bound_times(log_text: str) -> list[float]:
         if m:
             out.append(int(m.group(2)) * 3600 + int(m.group(3)) * 60 + float(m.group(4)))
     return sorted(out)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process (and its reaped children) so far, from /proc."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    ticks = os.sysconf("SC_CLK_TCK")
+    return sum(int(f) for f in fields[11:15]) / ticks
+
+
+def process_pids(cp: Any, extender_pid: int, scheduler: Any) -> dict[str, int]:
+    pids = {"extender": extender_pid}
+    components = (("kube-apiserver", getattr(cp, "_apiserver", None)), ("etcd", getattr(cp, "_etcd", None)),
+                  ("kube-scheduler", scheduler))
+    for name, comp in components:
+        proc = getattr(comp, "process", None)
+        pid = getattr(proc, "pid", None)
+        if isinstance(pid, int):
+            pids[name] = pid
+    return pids
 
 
 def scheduler_configs(extender_url: str) -> Iterator[tuple[str, dict[str, Any], str]]:
@@ -303,92 +334,136 @@ def http_get(url: str) -> tuple[int, str]:
         return 0, str(exc)
 
 
-def extender_metric_means(metrics: str) -> dict[str, float]:
-    sums = dict(re.findall(r'gpuplace_extender_request_duration_seconds_sum\{verb="(\w+)"\} ([0-9.e+-]+)', metrics))
-    counts = dict(re.findall(r'gpuplace_extender_request_duration_seconds_count\{verb="(\w+)"\} ([0-9.e+-]+)',
-                             metrics))
-    return {v: 1000 * float(sums[v]) / float(counts[v]) for v in sums if float(counts.get(v, 0))}
+def extender_sums(metrics: str) -> dict[str, tuple[float, float]]:
+    """verb -> (seconds, requests) so far, from the extender's latency histogram."""
+    found: dict[str, list[float]] = {}
+    for kind, verb, value in re.findall(
+            r'gpuplace_extender_request_duration_seconds_(sum|count)\{verb="(\w+)"\} (\S+)', metrics):
+        found.setdefault(verb, [0.0, 0.0])[0 if kind == "sum" else 1] = float(value)
+    return {verb: (v[0], v[1]) for verb, v in found.items()}
 
 
-def throughput(n_nodes: int, n_pods: int, timeout: float) -> list[dict[str, Any]]:
-    from kubernetes import client as k8s
+def mean_ms(before: str, after: str) -> dict[str, float]:
+    """Mean latency per verb between two scrapes."""
+    b, a = extender_sums(before), extender_sums(after)
+    out = {}
+    for verb, (seconds, count) in a.items():
+        s0, c0 = b.get(verb, (0.0, 0.0))
+        if count > c0:
+            out[verb] = 1000 * (seconds - s0) / (count - c0)
+    return out
 
+
+class Cluster:
+    """The local control plane with the fake nodes, the extender subprocess and the bench namespace."""
+
+    def __init__(self, cp: Any, n_nodes: int, tmp: Path) -> None:
+        from kubernetes import client as k8s
+
+        from tests.harness.controlplane import free_port
+
+        self.cp = cp
+        api: Any = k8s.CoreV1Api(cp.api_client())
+        self.api = api
+        self.api.api_client.configuration.connection_pool_maxsize = 16
+        t = time.perf_counter()
+        self.nodes = nodes_for(n_nodes)
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(self._make_node, self.nodes))
+        log(f"created {n_nodes} nodes in {time.perf_counter() - t:.1f}s")
+        self.api.create_namespace({"metadata": {"name": "bench"}}, _preload_content=False)
+        cp.ensure_default_service_account("bench")
+        port = free_port()
+        self.url = f"http://127.0.0.1:{port}"
+        self.log_path = tmp / "extender.log"
+        launcher = os.environ.get("GPUPLACE_BENCH_LAUNCHER", "").split() or [sys.executable, "-m", "gpuplace"]
+        with self.log_path.open("wb") as fh:
+            self.proc = subprocess.Popen(
+                [*launcher, "extender", "--kubeconfig", str(cp.kubeconfig), "--address", "127.0.0.1",
+                 "--port", str(port), "--log-level", "warning"],
+                stdout=fh, stderr=subprocess.STDOUT, cwd=REPO)
+        deadline = time.monotonic() + 120
+        while http_get(self.url + "/readyz")[0] != 200:
+            if time.monotonic() > deadline or self.proc.poll() is not None:
+                raise RuntimeError(f"extender not ready:\n{self.log_path.read_text()[-2000:]}")
+            time.sleep(0.5)
+
+    def _make_node(self, obj: dict[str, Any]) -> None:
+        name = obj["metadata"]["name"]
+        self.api.create_node(obj, _preload_content=False)
+        self.api.patch_node(name, {"spec": {"taints": []}}, _preload_content=False)  # drop not-ready
+        self.api.patch_node_status(name, {"status": obj["status"]}, _preload_content=False)
+
+    def bench_pods(self) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = json.loads(
+            self.api.list_namespaced_pod("bench", _preload_content=False).data)["items"]
+        return items
+
+    def run(self, label: str, config: dict[str, Any], scheduler_name: str, sizes: list[int], tag: str,
+            timeout: float) -> dict[str, Any]:
+        wait_extender_idle(self.url, [n["metadata"]["name"] for n in self.nodes])
+        t = time.perf_counter()
+
+        def make_pod(args: tuple[int, int]) -> None:
+            i, gpus = args
+            self.api.create_namespaced_pod("bench", pod_obj(f"{tag}-{i}", gpus, "bench", scheduler_name),
+                                           _preload_content=False)
+
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(make_pod, enumerate(sizes)))
+        log(f"{label}: created {len(sizes)} pods in {time.perf_counter() - t:.1f}s; starting the scheduler")
+        before = http_get(self.url + "/metrics")[1]
+        with self.cp.start_scheduler(config, name=f"bench-{tag}", timeout=120) as sched:
+            started = time.monotonic()
+            pids = process_pids(self.cp, self.proc.pid, sched)
+            cpu_before = {k: cpu_seconds(p) for k, p in pids.items()}
+            bound, last_change, last_bound = 0, started, -1
+            # Until every pod is bound, or nothing got bound for 15 s (the rest is unschedulable).
+            while time.monotonic() - started < timeout and time.monotonic() - last_change < 15:
+                bound = sum(1 for p in self.bench_pods() if p["spec"].get("nodeName"))
+                if bound != last_bound:
+                    last_bound, last_change = bound, time.monotonic()
+                if bound >= len(sizes):
+                    break
+                time.sleep(0.5)
+            wall = time.monotonic() - started
+            times = bound_times(sched.logs())
+            cpu = {k: cpu_seconds(p) - cpu_before[k] for k, p in pids.items()}
+        after = http_get(self.url + "/metrics")[1]
+        span = times[-1] - times[0] if len(times) > 1 else float("nan")
+        row = {"run": label, "nodes": len(self.nodes), "pods": len(sizes), "bound": bound,
+               "pods_per_s": (len(times) - 1) / span if span > 0 else float("nan"),
+               "bind_span_s": span, "wall_s": wall, "cpu_s": cpu, "extender_mean_ms": mean_ms(before, after)}
+        log(f"{label}: {bound}/{len(sizes)} bound, {row['pods_per_s']:.1f} pods/s (binds over {span:.1f}s, "
+            f"{wall:.1f}s from scheduler start)")
+        self.api.delete_collection_namespaced_pod("bench", grace_period_seconds=0, _preload_content=False)
+        wait_pods_gone(self.api)
+        return row
+
+    def close(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+
+
+def throughput(n_nodes: int, n_pods: int, timeout: float, runs: list[str] | None = None,
+               repeat: int = 1) -> list[dict[str, Any]]:
+    """Every configuration `repeat` times, interleaved, so that load from elsewhere hits them alike."""
     from tests.harness import local_control_plane
-    from tests.harness.controlplane import free_port
 
     results = []
     with tempfile.TemporaryDirectory(prefix="gpuplace-bench-") as tmp, local_control_plane(Path(tmp)) as cp:
-        api = k8s.CoreV1Api(cp.api_client())
-        api.api_client.configuration.connection_pool_maxsize = 16
-        t = time.perf_counter()
-        nodes = nodes_for(n_nodes)
-
-        def make_node(obj: dict[str, Any]) -> None:
-            api.create_node(obj, _preload_content=False)
-            api.patch_node(obj["metadata"]["name"], {"spec": {"taints": []}}, _preload_content=False)
-            api.patch_node_status(obj["metadata"]["name"], {"status": obj["status"]}, _preload_content=False)
-
-        with ThreadPoolExecutor(8) as pool:
-            list(pool.map(make_node, nodes))
-        log(f"created {n_nodes} nodes in {time.perf_counter() - t:.1f}s")
-        api.create_namespace({"metadata": {"name": "bench"}}, _preload_content=False)
-        cp.ensure_default_service_account("bench")
-
-        port = free_port()
-        ext_log = Path(tmp) / "extender.log"
-        with ext_log.open("wb") as fh:
-            proc = subprocess.Popen([sys.executable, "-m", "gpuplace", "extender", "--kubeconfig",
-                                     str(cp.kubeconfig), "--address", "127.0.0.1", "--port", str(port),
-                                     "--log-level", "warning"], stdout=fh, stderr=subprocess.STDOUT, cwd=REPO)
-        url = f"http://127.0.0.1:{port}"
+        cluster = Cluster(cp, n_nodes, Path(tmp))
         try:
-            deadline = time.monotonic() + 120
-            while http_get(url + "/readyz")[0] != 200:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise RuntimeError(f"extender not ready:\n{ext_log.read_text()[-2000:]}")
-                time.sleep(0.5)
-            rng = random.Random(1)
-            sizes = pod_sizes(n_pods, rng)
-            for label, config, scheduler_name in scheduler_configs(url):
-                wait_extender_idle(url, [n["metadata"]["name"] for n in nodes])
-                t = time.perf_counter()
-
-                def make_pod(args: tuple[int, int], name: str = scheduler_name) -> None:
-                    i, gpus = args
-                    api.create_namespaced_pod("bench", pod_obj(f"{name}-{i}", gpus, "bench", name),
-                                              _preload_content=False)
-
-                with ThreadPoolExecutor(8) as pool:
-                    list(pool.map(make_pod, enumerate(sizes)))
-                log(f"{label}: created {n_pods} pods in {time.perf_counter() - t:.1f}s; starting the scheduler")
-                before = http_get(url + "/metrics")[1]
-                with cp.start_scheduler(config, name=f"bench-{scheduler_name}", timeout=120) as sched:
-                    started = time.monotonic()
-                    bound = 0
-                    while time.monotonic() - started < timeout:
-                        pods = json.loads(api.list_namespaced_pod("bench", _preload_content=False).data)["items"]
-                        bound = sum(1 for p in pods if p["spec"].get("nodeName"))
-                        if bound >= n_pods:
-                            break
-                        time.sleep(1.0)
-                    wall = time.monotonic() - started
-                    times = bound_times(sched.logs())
-                after = http_get(url + "/metrics")[1]
-                span = times[-1] - times[0] if len(times) > 1 else float("nan")
-                row = {"run": label, "nodes": n_nodes, "pods": n_pods, "bound": bound,
-                       "pods_per_s": (len(times) - 1) / span if span and span > 0 else float("nan"),
-                       "bind_span_s": span, "wall_s": wall}
-                if "extender" in label:
-                    row["extender_mean_ms"] = {k: v for k, v in extender_metric_means(after).items()
-                                               if k in extender_metric_means(before) or True}
-                results.append(row)
-                log(f"{label}: {bound}/{n_pods} bound, {row['pods_per_s']:.1f} pods/s "
-                    f"(binds over {span:.1f}s, {wall:.1f}s from scheduler start)")
-                api.delete_collection_namespaced_pod("bench", grace_period_seconds=0, _preload_content=False)
-                wait_pods_gone(api)
+            sizes = pod_sizes(n_pods, random.Random(1))
+            for rep in range(repeat):
+                for label, config, scheduler_name in scheduler_configs(cluster.url):
+                    if runs and scheduler_name not in runs:
+                        continue
+                    tag = f"{scheduler_name}-{rep}"
+                    row = cluster.run(label, config, scheduler_name, sizes, tag, timeout)
+                    results.append({**row, "rep": rep})
         finally:
-            proc.terminate()
-            proc.wait(timeout=10)
+            cluster.close()
     return results
 
 
@@ -411,7 +486,7 @@ def wait_extender_idle(url: str, names: list[str], timeout: float = 120) -> None
             {"Pod": probe, "Nodes": None, "NodeNames": names}).encode())
         with urllib.request.urlopen(req, timeout=30) as resp:
             body = json.loads(resp.read())
-        if len(body["NodeNames"]) == len(names):
+        if body["NodeNames"] and not body["FailedNodes"] and not body["FailedAndUnresolvableNodes"]:
             metrics = http_get(url + "/metrics")[1]
             assumed = re.search(r"^gpuplace_extender_cache_pods (\S+)", metrics, re.M)
             if assumed and float(assumed.group(1)) == 0:
@@ -430,7 +505,8 @@ def report(lat: list[dict[str, Any]], http: list[dict[str, Any]], thr: list[dict
                  f"{'prio p50':>9} {'candidates':>11} {'refused':>8}")
     for r in lat:
         lines.append(f"{r['nodes']:>7} {r['pods']:>5} {r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f} "
-                     f"{r['filter_p50_ms']:>11.2f} {r['prioritize_p50_ms']:>9.2f} {r['mean_candidates']:>11.0f} "
+                     f"{r['filter_p50_ms']:>11.2f} {r['prioritize_p50_ms']:>9.2f} "
+                     f"{r['mean_candidates']:>11.0f} "
                      f"{r['refused']:>8}")
     if http:
         lines += ["", "## the same over HTTP (aiohttp, loopback, client in the same process)"]
@@ -439,27 +515,41 @@ def report(lat: list[dict[str, Any]], http: list[dict[str, Any]], thr: list[dict
                          f"{r['p99_ms']:.2f} ms; bind (no API call) p50 {r['bind_p50_ms']:.2f} ms")
     if thr:
         lines += ["", "## real kube-scheduler throughput on the same fake cluster "
-                  "(pods created first, then the scheduler starts)"]
-        base = next((r["pods_per_s"] for r in thr if r["run"].startswith("stock kube")), float("nan"))
+                  "(pods created first, then the scheduler starts)",
+                  "pods/s over the bind span (first to last 'Successfully bound' line of the scheduler log);",
+                  "median of the repetitions, each repetition in brackets; CPU seconds per process for the",
+                  "median repetition; extender mean ms per verb as the extender served them."]
+        by_run: dict[str, list[dict[str, Any]]] = {}
         for r in thr:
-            extra = ""
-            if "extender_mean_ms" in r:
-                extra = " extender mean ms: " + ", ".join(f"{k} {v:.2f}" for k, v in
-                                                          sorted(r["extender_mean_ms"].items()))
-            lines.append(f"{r['run']:<50} {r['nodes']} nodes, {r['bound']}/{r['pods']} bound: "
-                         f"{r['pods_per_s']:.1f} pods/s ({r['pods_per_s'] / base:.0%} of stock){extra}")
+            by_run.setdefault(r["run"], []).append(r)
+        medians = {run: float(np.median([r["pods_per_s"] for r in rows])) for run, rows in by_run.items()}
+        base = next((v for k, v in medians.items() if k.startswith("stock kube")), float("nan"))
+        for run, rows in by_run.items():
+            mid = sorted(rows, key=lambda r: r["pods_per_s"])[len(rows) // 2]
+            each = ", ".join(f"{r['pods_per_s']:.0f}" for r in rows)
+            lines.append(f"{run:<48} {mid['nodes']} nodes, {mid['bound']}/{mid['pods']} bound: "
+                         f"{medians[run]:.1f} pods/s [{each}] = {medians[run] / base:.0%} of stock")
+            lines.append("    CPU s: " + ", ".join(f"{k} {v:.1f}" for k, v in mid["cpu_s"].items()))
+            if "extender" in run and mid["extender_mean_ms"]:
+                lines.append("    extender mean ms: " + ", ".join(
+                    f"{k} {v:.2f}" for k, v in sorted(mid["extender_mean_ms"].items())))
     return "\n".join(lines) + "\n"
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="500,5000,20000", help="node counts for the latency part")
     parser.add_argument("--pods", type=int, default=300, help="pods per size (latency part)")
-    parser.add_argument("--http-size", type=int, default=5000, help="node count of the HTTP latency run (0: skip)")
+    parser.add_argument("--http-size", type=int, default=5000,
+                        help="node count of the HTTP latency run (0: skip)")
     parser.add_argument("--throughput-nodes", type=int, default=1000)
     parser.add_argument("--throughput-pods", type=int, default=1000)
     parser.add_argument("--throughput-timeout", type=float, default=240.0, help="seconds per scheduler run")
+    parser.add_argument("--repeat", type=int, default=3, help="repetitions of each scheduler run")
     parser.add_argument("--skip-throughput", action="store_true")
+    parser.add_argument("--runs", default="", help="comma-separated subset of: bench-stock, bench-stock-all, "
+                        "gpuplace-scheduler (default: all)")
     parser.add_argument("--out", help="also write the report here")
     args = parser.parse_args()
     lat = []
@@ -467,8 +557,9 @@ def main() -> int:
         log(f"latency at {size} nodes")
         lat.append(latency_run(size, args.pods))
     http = [asyncio.run(http_latency(args.http_size, min(args.pods, 200)))] if args.http_size else []
+    runs = [r for r in args.runs.split(",") if r] or None
     thr = [] if args.skip_throughput else throughput(args.throughput_nodes, args.throughput_pods,
-                                                     args.throughput_timeout)
+                                                     args.throughput_timeout, runs, args.repeat)
     text = report(lat, http, thr)
     print(text)
     if args.out:

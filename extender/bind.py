@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from concurrent.futures import Executor
 
 import numpy as np
 
@@ -25,19 +24,17 @@ from placement.scheduling import GPUS_ANNOTATION, PodNeeds, PodReadError, choose
 log = logging.getLogger("gpuplace.extender.bind")
 
 
-async def run_bind(ext: Extender, args: ExtenderBindingArgs, executor: Executor | None = None
-                   ) -> ExtenderBindingResult:
+async def run_bind(ext: Extender, args: ExtenderBindingArgs) -> ExtenderBindingResult:
     key = f"{args.pod_namespace}/{args.pod_name}"
     if ext.binder is None:
         return _fail(ext, "no-binder", f"gpuplace: cannot bind {key}: the extender has no API access")
     not_ready = ext.readiness()
     if not_ready:
         return _fail(ext, "not-ready", f"gpuplace: cannot bind {key}: extender not ready: {not_ready}")
-    loop = asyncio.get_running_loop()
     needs = ext.known_needs(args.pod_uid) if args.pod_uid else None
     if needs is None:  # not seen by /filter (extender restarted in between): read the pod
         try:
-            pod = await loop.run_in_executor(executor, ext.binder.get_pod, args.pod_namespace, args.pod_name)
+            pod = await ext.binder.get_pod(args.pod_namespace, args.pod_name)
         except BindError as exc:
             return _fail(ext, "api-error", f"gpuplace: cannot read pod {key}: {exc}")
         if pod is None:
@@ -53,10 +50,8 @@ async def run_bind(ext: Extender, args: ExtenderBindingArgs, executor: Executor 
     annotations = {GPUS_ANNOTATION: ",".join(map(str, chosen))} if chosen else {}
     start = ext.clock()
     try:
-        await asyncio.wait_for(
-            loop.run_in_executor(executor, ext.binder.bind, args.pod_namespace, args.pod_name, uid, args.node,
-                                 annotations),
-            timeout=ext.settings.bind_timeout_s)
+        call = ext.binder.bind(args.pod_namespace, args.pod_name, uid, args.node, annotations)
+        await asyncio.wait_for(call, timeout=ext.settings.bind_timeout_s)
     except (BindError, TimeoutError, OSError) as exc:
         ext.cache.forget(uid, RecordState.ASSUMED)
         reason = str(exc) or type(exc).__name__

@@ -18,7 +18,7 @@ from placement.findings import Finding
 from placement.node_topology import NodeTable
 from placement.planner.snapshot import SnapshotError, pod_request_from_k8s
 from placement.scheduling import PodNeeds, PolicyHolder, RequirementsCache, pod_needs
-from placement.topology import IntArray, TopologyError
+from placement.topology import FloatArray, IntArray, TopologyError
 
 log = logging.getLogger("gpuplace.extender")
 
@@ -26,10 +26,12 @@ log = logging.getLogger("gpuplace.extender")
 class Binder(Protocol):
     """Creates the pods/binding (with annotations) in the API server; raises BindError on failure."""
 
-    def bind(self, namespace: str, name: str, uid: str, node: str,
-             annotations: Mapping[str, str]) -> None: ...
+    async def bind(self, namespace: str, name: str, uid: str, node: str,
+                   annotations: Mapping[str, str]) -> None: ...
 
-    def get_pod(self, namespace: str, name: str) -> dict[str, Any] | None: ...
+    async def get_pod(self, namespace: str, name: str) -> dict[str, Any] | None: ...
+
+    async def close(self) -> None: ...
 
 
 class BindError(Exception):
@@ -41,6 +43,7 @@ class Settings:
     nomination_ttl_s: float = 30.0
     assumed_ttl_s: float = 300.0
     bind_timeout_s: float = 4.0
+    shortlist: int = 8  # /filter offers the best N fitting nodes (0: every fitting node)
 
 
 class _RowCache:
@@ -79,7 +82,7 @@ class Extender:
         self._needs: OrderedDict[str, tuple[str, PodNeeds]] = OrderedDict()  # uid -> (resourceVersion, needs)
         self._notes: OrderedDict[str, Finding] = OrderedDict()  # uid -> finding to report once bound
         self._rows = _RowCache()
-        self._passed: tuple[str, int, list[str], IntArray] | None = None
+        self._passed: tuple[str, int, list[str], IntArray, FloatArray | None] | None = None
         self.health_checks: list[Callable[[], str | None]] = []  # each: None when healthy, else the problem
 
     # ---- what pods need --------------------------------------------------------------------------------
@@ -137,8 +140,19 @@ class Extender:
             return last[3]
         return self._rows.rows(view.generation, view.table, list(names))
 
-    def remember_passed(self, uid: str, generation: int, names: list[str], rows: IntArray) -> None:
-        self._passed = (uid, generation, names, rows) if uid else None
+    def remember_passed(self, uid: str, generation: int, names: list[str], rows: IntArray,
+                        values: FloatArray | None = None) -> None:
+        """What /filter offered for the pod, with its ranking values when it ranked them."""
+        self._passed = (uid, generation, names, rows, values) if uid else None
+
+    def ranked_by_filter(self, view: View, uid: str,
+                         names: Sequence[str]) -> tuple[IntArray, FloatArray] | None:
+        """(rows, ranking values) when /filter just ranked exactly these nodes for this pod."""
+        last = self._passed
+        if (uid and last is not None and last[4] is not None and last[0] == uid and last[1] == view.generation
+                and last[2] == names):
+            return last[3], last[4]
+        return None
 
     # ---- health -----------------------------------------------------------------------------------------
     def problems(self) -> list[str]:

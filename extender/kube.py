@@ -1,12 +1,23 @@
-"""Talking to the API server with the official `kubernetes` client: configuration and the binder."""
+"""Talking to the API server: credentials through the official `kubernetes` client, and the binder.
+
+The informers use the official client's API objects (in their own threads). Binds are on the hot path of
+every pod and run on the event loop instead: an aiohttp session with the same host, TLS material and
+bearer token (refreshed through the client's `refresh_api_key_hook`, so in-cluster token rotation and
+exec credential plugins keep working) posts `pods/binding`. A thread per bind would compete with
+/filter for the GIL, which costs the scheduler more than the bind itself.
+"""
 
 from __future__ import annotations
 
 import json
 import os
+import ssl
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
+
+import aiohttp
 
 from extender.core import BindError
 
@@ -15,9 +26,9 @@ class KubeConfigError(Exception):
     """No usable credentials; the message says what was tried."""
 
 
-def client_factory(kubeconfig: str | None = None, context: str | None = None,
-                   pool_size: int = 32) -> tuple[Callable[[], Any], str]:
-    """A function making `kubernetes.client.ApiClient`s, and where the credentials came from.
+def load_configuration(kubeconfig: str | None = None, context: str | None = None,
+                       pool_size: int = 32) -> tuple[Any, str]:
+    """A `kubernetes.client.Configuration`, and where the credentials came from.
 
     Precedence: --kubeconfig, $KUBECONFIG, the in-cluster service account, ~/.kube/config."""
     from kubernetes import client as k8s
@@ -40,37 +51,82 @@ def client_factory(kubeconfig: str | None = None, context: str | None = None,
     except (k8s_config.ConfigException, OSError, TypeError, ValueError) as exc:
         raise KubeConfigError(f"no usable Kubernetes credentials: {exc}") from exc
     configuration.connection_pool_maxsize = pool_size
+    return configuration, where
+
+
+def client_factory(configuration: Any) -> Callable[[], Any]:
+    """A function making `kubernetes.client.ApiClient`s on this configuration (one per thread)."""
+    from kubernetes import client as k8s
 
     def make() -> Any:
         return k8s.ApiClient(configuration)
 
-    return make, where
+    return make
 
 
-def _reason(exc: Exception) -> str:
-    body = getattr(exc, "body", None)
-    status = getattr(exc, "status", None)
-    if body:
-        try:
-            message = json.loads(body).get("message")
-        except (ValueError, AttributeError):
-            message = None
-        if message:
-            return f"{status} {message}"
-    return f"{status or ''} {getattr(exc, 'reason', '') or exc}".strip()
+def _ssl_context(configuration: Any) -> ssl.SSLContext:
+    if configuration.verify_ssl:
+        context = ssl.create_default_context(cafile=configuration.ssl_ca_cert or None)
+    else:
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    if configuration.cert_file:
+        context.load_cert_chain(configuration.cert_file, configuration.key_file or None)
+    return context
+
+
+def _reason(status: int, body: bytes) -> str:
+    try:
+        message = json.loads(body).get("message")
+    except (ValueError, AttributeError):
+        message = None
+    return f"{status} {message or body[:200].decode(errors='replace').strip()}"
 
 
 class ApiBinder:
-    """pods/binding through the API server (the way kube-scheduler's DefaultBinder binds), with the
-    pod's UID as a precondition and annotations the server copies onto the pod."""
+    """pods/binding through the API server (as kube-scheduler's DefaultBinder binds), with the pod's UID
+    as a precondition and annotations the server copies onto the pod in the same write."""
 
-    def __init__(self, api_client: Any, timeout_s: float = 4.0) -> None:
-        from kubernetes import client as k8s
-
-        self.api: Any = k8s.CoreV1Api(api_client)
+    def __init__(self, configuration: Any, timeout_s: float = 4.0) -> None:
+        self.configuration = configuration
+        self.host = str(configuration.host).rstrip("/")
         self.timeout_s = timeout_s
+        self._session: aiohttp.ClientSession | None = None
 
-    def bind(self, namespace: str, name: str, uid: str, node: str, annotations: Mapping[str, str]) -> None:
+    def _headers(self) -> dict[str, str]:
+        headers = {"Content-Type": "application/json", "Accept": "application/json",
+                   "User-Agent": "gpuplace-extender"}
+        token = self.configuration.get_api_key_with_prefix("authorization")
+        if token:
+            headers["Authorization"] = token
+        elif self.configuration.username and self.configuration.password:
+            headers["Authorization"] = self.configuration.get_basic_auth_token()
+        return headers
+
+    def _client(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            connector = aiohttp.TCPConnector(ssl=_ssl_context(self.configuration), limit=64)
+            self._session = aiohttp.ClientSession(connector=connector,
+                                                  timeout=aiohttp.ClientTimeout(total=self.timeout_s))
+        return self._session
+
+    async def _request(self, method: str, path: str, body: dict[str, Any] | None = None) -> tuple[int, bytes]:
+        kwargs: dict[str, Any] = {"headers": self._headers()}
+        if body is not None:
+            kwargs["data"] = json.dumps(body).encode()
+        if self.configuration.proxy:
+            kwargs["proxy"] = self.configuration.proxy
+        if getattr(self.configuration, "tls_server_name", None):
+            kwargs["server_hostname"] = self.configuration.tls_server_name
+        try:
+            async with self._client().request(method, self.host + path, **kwargs) as resp:
+                return resp.status, await resp.read()
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            raise BindError(f"{type(exc).__name__}: {exc}") from exc
+
+    async def bind(self, namespace: str, name: str, uid: str, node: str,
+                   annotations: Mapping[str, str]) -> None:
         metadata: dict[str, Any] = {"name": name, "namespace": namespace}
         if uid:
             metadata["uid"] = uid
@@ -78,24 +134,21 @@ class ApiBinder:
             metadata["annotations"] = dict(annotations)
         body = {"apiVersion": "v1", "kind": "Binding", "metadata": metadata,
                 "target": {"apiVersion": "v1", "kind": "Node", "name": node}}
-        try:
-            # _preload_content=False: the client cannot deserialize the Status the server answers with.
-            resp = self.api.create_namespaced_pod_binding(name, namespace, body, _preload_content=False,
-                                                          _request_timeout=self.timeout_s)
-            resp.release_conn()
-        except Exception as exc:
-            raise BindError(_reason(exc)) from exc
+        path = f"/api/v1/namespaces/{quote(namespace, safe='')}/pods/{quote(name, safe='')}"
+        status, data = await self._request("POST", path + "/binding", body)
+        if status >= 300:
+            raise BindError(_reason(status, data))
 
-    def get_pod(self, namespace: str, name: str) -> dict[str, Any] | None:
-        try:
-            resp = self.api.read_namespaced_pod(name, namespace, _preload_content=False,
-                                                _request_timeout=self.timeout_s)
-        except Exception as exc:
-            if getattr(exc, "status", None) == 404:
-                return None
-            raise BindError(_reason(exc)) from exc
-        try:
-            pod: dict[str, Any] = json.loads(resp.data)
-        finally:
-            resp.release_conn()
+    async def get_pod(self, namespace: str, name: str) -> dict[str, Any] | None:
+        status, data = await self._request(
+            "GET", f"/api/v1/namespaces/{quote(namespace, safe='')}/pods/{quote(name, safe='')}")
+        if status == 404:
+            return None
+        if status >= 300:
+            raise BindError(_reason(status, data))
+        pod: dict[str, Any] = json.loads(data)
         return pod
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()

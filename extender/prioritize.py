@@ -16,8 +16,16 @@ from extender.core import Extender
 from extender.protocol import ExtenderArgs, host_priority_json
 from placement.findings import Code, Finding, ObjectRef
 from placement.node_topology import NodeTable
-from placement.scheduling import PASS, PodNeeds, PodReadError, choose_gpus, filter_nodes, score_nodes
-from placement.topology import Cluster, IntArray
+from placement.scheduling import (
+    PASS,
+    PodNeeds,
+    PodReadError,
+    choose_gpus,
+    extender_scale,
+    filter_nodes,
+    score_nodes,
+)
+from placement.topology import Cluster
 
 log = logging.getLogger("gpuplace.extender.prioritize")
 
@@ -35,6 +43,11 @@ def run_prioritize(ext: Extender, args: ExtenderArgs) -> bytes:
     except PodReadError as exc:
         raise PrioritizeError(str(exc)) from exc
     names = args.candidate_names()
+    with ext.cache.view() as view:
+        ranked = ext.ranked_by_filter(view, needs.uid, names)
+        if ranked is not None and view.table is not None:  # /filter ranked and nominated already
+            rows, values = ranked
+            return host_priority_json(view.table.host_json, rows.tolist(), extender_scale(values).tolist())
     if needs.uid:
         ext.cache.forget(needs.uid, RecordState.NOMINATED)
     with ext.cache.view() as view:
@@ -54,7 +67,7 @@ def run_prioritize(ext: Extender, args: ExtenderArgs) -> bytes:
             gpus = choose_gpus(policy, cluster, best, needs.request)
             if gpus is not None:
                 ext.cache.nominate(needs.uid, needs.key, table.names[best], needs.request, gpus, needs.group)
-        ext.note(needs.uid, _tier_misplacement(cluster, table, needs, live, best))
+        ext.note(needs.uid, tier_misplacement(cluster, table, needs, len(live), best))
         if log.isEnabledFor(logging.DEBUG):
             info = table.infos[best]
             log.debug("%s (%s): best of %d nodes is %s (%s, %d GPUs free)", needs.key, needs.describe(),
@@ -62,8 +75,8 @@ def run_prioritize(ext: Extender, args: ExtenderArgs) -> bytes:
         return host_priority_json(table.host_json, live.tolist(), scores.tolist())
 
 
-def _tier_misplacement(cluster: Cluster, table: NodeTable, needs: PodNeeds, live: IntArray,
-                       best: int) -> Finding | None:
+def tier_misplacement(cluster: Cluster, table: NodeTable, needs: PodNeeds, candidates: int,
+                      best: int) -> Finding | None:
     """`tier-misplacement` when the pod's best node is a pricier tier than the cheapest one in the cluster
     that holds it (that tier had no room, or the pod's group or NVLink need ruled it out)."""
     if needs.gpu_memory_mib is None or needs.request.gpu_models:
@@ -82,6 +95,6 @@ def _tier_misplacement(cluster: Cluster, table: NodeTable, needs: PodNeeds, live
         Code.TIER_MISPLACEMENT, ObjectRef("Pod", needs.name, needs.namespace),
         f"goes to {chosen.model} (${chosen.price_per_hour:.2f}/GPU-h): no {cheap.model} node "
         f"(${cheap.price_per_hour:.2f}/GPU-h, holds {needs.gpu_memory_mib} MiB/GPU) had room for "
-        f"{needs.gpus} GPU(s) among the {len(live)} candidates. Add {cheap.model} capacity.",
+        f"{needs.gpus} GPU(s) among the {candidates} candidates. Add {cheap.model} capacity.",
         figures={"tier": chosen.model, "cheaper_tier": cheap.model},
     )

@@ -88,7 +88,7 @@ async def _bind(request: web.Request) -> tuple[web.Response, str]:
     ext = request.app[EXTENDER_KEY]
     args = parse_binding(await request.read())
     try:
-        result = await run_bind(ext, args, request.app[EXECUTOR_KEY])
+        result = await run_bind(ext, args)
     except Exception as exc:
         log.exception("/bind failed")
         from extender.protocol import ExtenderBindingResult
@@ -123,7 +123,7 @@ def build_app(ext: Extender, *, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
               executor: ThreadPoolExecutor | None = None) -> web.Application:
     app = web.Application(client_max_size=max_body_bytes)
     app[EXTENDER_KEY] = ext
-    pool = executor or ThreadPoolExecutor(max_workers=32, thread_name_prefix="gpuplace-bind")
+    pool = executor or ThreadPoolExecutor(max_workers=2, thread_name_prefix="gpuplace-metrics")
     app[EXECUTOR_KEY] = pool
     app.router.add_post("/filter", _timed("filter", _filter))
     app.router.add_post("/prioritize", _timed("prioritize", _prioritize))
@@ -133,6 +133,8 @@ def build_app(ext: Extender, *, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     app.router.add_get("/metrics", _metrics)
 
     async def _shutdown(app: web.Application) -> None:
+        if ext.binder is not None:
+            await ext.binder.close()
         if executor is None:
             pool.shutdown(wait=False, cancel_futures=True)
 

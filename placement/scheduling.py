@@ -451,6 +451,25 @@ def tier_terms(table: NodeTable, needs: PodNeeds, rows: IntArray) -> FloatArray:
     return np.where(known, 1.0 - rank / len(levels), 0.0)
 
 
+def rank_values(policy: Policy, cluster: Cluster, table: NodeTable, needs: PodNeeds, rows: IntArray,
+                group: GroupPlacement = GroupPlacement()) -> FloatArray:
+    """The lexicographic ranking of the module docstring as one float per row (higher is better):
+    group affinity x 1e6 + tier x 1e3 + packing (the policy's score stretched over 0..1)."""
+    n = len(rows)
+    if not n or not needs.gpus:
+        return np.zeros(n)
+    raw = np.asarray(policy.score(cluster, needs.request, rows), dtype=np.float64)
+    lo, hi = float(raw.min()), float(raw.max())
+    pack = (raw - lo) / (hi - lo) if hi > lo else np.zeros(n)
+    return group_terms(cluster, table, needs, rows, group) * 1e6 + tier_terms(table, needs, rows) * 1e3 + pack
+
+
+def best_first(values: FloatArray, k: int) -> IntArray:
+    """Positions of the k highest values, best first (ties: lower position first)."""
+    order = np.lexsort((np.arange(len(values)), -values))
+    return order[:k]
+
+
 def score_nodes(policy: Policy, cluster: Cluster, table: NodeTable, needs: PodNeeds, rows: IntArray,
                 group: GroupPlacement = GroupPlacement()) -> IntArray:
     """Extender scores 0..10 for rows that passed the filter: the best node alone gets 10."""
@@ -459,15 +478,19 @@ def score_nodes(policy: Policy, cluster: Cluster, table: NodeTable, needs: PodNe
         return np.zeros(0, dtype=np.int64)
     if not needs.gpus:
         return np.zeros(n, dtype=np.int64)
-    raw = np.asarray(policy.score(cluster, needs.request, rows), dtype=np.float64)
-    lo, hi = float(raw.min()), float(raw.max())
-    pack = (raw - lo) / (hi - lo) if hi > lo else np.zeros(n)
-    composite = (group_terms(cluster, table, needs, rows, group) * 1e6
-                 + tier_terms(table, needs, rows) * 1e3 + pack)
-    clo, chi = float(composite.min()), float(composite.max())
-    span = chi - clo if chi > clo else 1.0
-    scores = np.floor((composite - clo) / span * (EXTENDER_MAX_SCORE - 1)).astype(np.int64)
-    scores[pick_best(composite, np.arange(n))] = EXTENDER_MAX_SCORE
+    return extender_scale(rank_values(policy, cluster, table, needs, rows, group))
+
+
+def extender_scale(values: FloatArray) -> IntArray:
+    """Ranking values onto the extender's 0..10: the best alone gets 10 (ties: the lowest position), the
+    others are stretched over 0..9, so kube-scheduler cannot turn the choice into a tie it breaks at
+    random."""
+    if not len(values):
+        return np.zeros(0, dtype=np.int64)
+    lo, hi = float(values.min()), float(values.max())
+    span = hi - lo if hi > lo else 1.0
+    scores = np.floor((values - lo) / span * (EXTENDER_MAX_SCORE - 1)).astype(np.int64)
+    scores[pick_best(values, np.arange(len(values)))] = EXTENDER_MAX_SCORE
     return scores
 
 

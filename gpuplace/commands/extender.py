@@ -8,6 +8,7 @@ import contextlib
 import functools
 import logging
 import signal
+import sys
 
 from gpuplace.cli import EXIT_OK, UsageError
 from gpuplace.config import ConfigError, ExtenderConfig, load_config
@@ -44,6 +45,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--tls-cert-file", help="serve HTTPS with this certificate (kube-scheduler: enableHTTPS)")
     p.add_argument("--tls-key-file", help="private key of --tls-cert-file")
     p.add_argument("--policy", help="packing policy: gpuplace (default), best-fit, fgd, most-allocated, ...")
+    p.add_argument("--shortlist", type=int, metavar="N",
+                   help="/filter offers only the best N fitting nodes (default 8; 0: every fitting node)")
     p.add_argument("--log-level", choices=LOG_LEVELS, default=None,
                    help="info logs one line per bind and per refused pod; debug adds every filter and score")
     p.set_defaults(func=run)
@@ -54,8 +57,8 @@ def _settings(args: argparse.Namespace) -> ExtenderConfig:
         base = load_config(args.config).extender
     except ConfigError as exc:
         raise UsageError(str(exc)) from exc
-    overrides = {name: getattr(args, name) for name in ("address", "port", "tls_cert_file", "tls_key_file",
-                                                         "policy") if getattr(args, name) is not None}
+    names = ("address", "port", "tls_cert_file", "tls_key_file", "policy", "shortlist")
+    overrides = {name: getattr(args, name) for name in names if getattr(args, name) is not None}
     try:
         return ExtenderConfig.model_validate({**base.model_dump(), **overrides})
     except ValueError as exc:
@@ -66,18 +69,22 @@ def run(args: argparse.Namespace) -> int:
     from extender.cache.cluster_cache import ClusterCache
     from extender.cache.informer import Informer, NodeHandler, PodHandler, kube_sources
     from extender.core import Extender, Settings
-    from extender.kube import ApiBinder, KubeConfigError, client_factory
+    from extender.kube import ApiBinder, KubeConfigError, client_factory, load_configuration
     from extender.metrics import ExtenderMetrics
     from extender.server import build_app, serve, ssl_context
     from placement.scheduling import PolicyHolder, ShapeWindow
 
     if args.log_level:
         logging.getLogger().setLevel(args.log_level.upper())
+    # The event loop thread answers kube-scheduler; the informer and bind threads must hand the GIL back
+    # within half a millisecond, not the default 5 ms (which a socket write on the loop would wait out).
+    sys.setswitchinterval(0.0005)
     log = logging.getLogger("gpuplace.extender")
     cfg = _settings(args)
     ctx = load_config(args.config).check_context()
     try:
-        factory, where = client_factory(args.kubeconfig, args.context)
+        configuration, where = load_configuration(args.kubeconfig, args.context)
+        factory = client_factory(configuration)
         tls = ssl_context(cfg.tls_cert_file, cfg.tls_key_file)
     except (KubeConfigError, ValueError, OSError) as exc:
         raise UsageError(str(exc)) from exc
@@ -85,8 +92,8 @@ def run(args: argparse.Namespace) -> int:
     cache = ClusterCache(ctx.gpus, nomination_ttl_s=cfg.nomination_ttl_s, assumed_ttl_s=cfg.assumed_ttl_s)
     policy = PolicyHolder(cfg.policy, ShapeWindow(cfg.shape_window))
     metrics = ExtenderMetrics()
-    ext = Extender(cache, ctx, policy, metrics, ApiBinder(factory(), cfg.bind_timeout_s),
-                   Settings(cfg.nomination_ttl_s, cfg.assumed_ttl_s, cfg.bind_timeout_s))
+    ext = Extender(cache, ctx, policy, metrics, ApiBinder(configuration, cfg.bind_timeout_s),
+                   Settings(cfg.nomination_ttl_s, cfg.assumed_ttl_s, cfg.bind_timeout_s, cfg.shortlist))
     metrics.register_cluster(cache, policy.distribution)
 
     def restarted(kind: str, reason: str) -> None:

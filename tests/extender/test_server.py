@@ -29,14 +29,18 @@ class FakeBinder:
         self.fail_next: str | None = None
         self.pods: dict[str, dict[str, Any]] = {}
 
-    def bind(self, namespace: str, name: str, uid: str, node: str, annotations: Mapping[str, str]) -> None:
+    async def bind(self, namespace: str, name: str, uid: str, node: str,
+                   annotations: Mapping[str, str]) -> None:
         if self.fail_next:
             reason, self.fail_next = self.fail_next, None
             raise BindError(reason)
         self.bound[f"{namespace}/{name}"] = (node, dict(annotations))
 
-    def get_pod(self, namespace: str, name: str) -> dict[str, Any] | None:
+    async def get_pod(self, namespace: str, name: str) -> dict[str, Any] | None:
         return self.pods.get(f"{namespace}/{name}")
+
+    async def close(self) -> None:
+        return None
 
 
 def make_extender(nodes: list[dict[str, Any]], synced: bool = True) -> Extender:
