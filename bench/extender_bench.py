@@ -323,6 +323,8 @@ def scheduler_configs(extender_url: str) -> Iterator[tuple[str, dict[str, Any], 
     shipped["extenders"][0]["urlPrefix"] = extender_url
     shipped.pop("leaderElection", None)
     shipped["clientConnection"] = qps
+    if os.environ.get("GPUPLACE_BENCH_NO_BIND"):  # diagnosis: kube-scheduler binds itself
+        shipped["extenders"][0].pop("bindVerb")
     yield "gpuplace-scheduler + extender (shipped config)", shipped, "gpuplace-scheduler"
 
 
@@ -343,15 +345,49 @@ def extender_sums(metrics: str) -> dict[str, tuple[float, float]]:
     return {verb: (v[0], v[1]) for verb, v in found.items()}
 
 
-def mean_ms(before: str, after: str) -> dict[str, float]:
-    """Mean latency per verb between two scrapes."""
+def mean_ms(before: str, after: str) -> dict[str, tuple[float, int]]:
+    """Mean latency and number of requests per verb between two scrapes."""
     b, a = extender_sums(before), extender_sums(after)
     out = {}
     for verb, (seconds, count) in a.items():
         s0, c0 = b.get(verb, (0.0, 0.0))
         if count > c0:
-            out[verb] = 1000 * (seconds - s0) / (count - c0)
+            out[verb] = (1000 * (seconds - s0) / (count - c0), int(count - c0))
     return out
+
+
+def scheduler_breakdown(cp: Any, sched: Any) -> dict[str, float]:
+    """Mean ms per pod of kube-scheduler's scheduling algorithm (filter + extenders + score) and of its
+    Filter and Score plugins, from its /metrics (read with the admin client certificate)."""
+    import ssl
+
+    apiserver = getattr(cp, "_apiserver", None)
+    admin = getattr(apiserver, "admin", None)
+    if admin is None:
+        return {}
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    context.load_cert_chain(str(admin.cert_path), str(admin.key_path))
+    try:
+        url = f"https://127.0.0.1:{sched.port}/metrics"
+        with urllib.request.urlopen(url, context=context, timeout=10) as r:
+            text = r.read().decode()
+    except OSError:
+        return {}
+
+    def mean(pattern: str) -> float:
+        sums = [float(v) for v in re.findall(pattern.replace("KIND", "sum"), text, re.M)]
+        counts = [float(v) for v in re.findall(pattern.replace("KIND", "count"), text, re.M)]
+        return 1000 * sum(sums) / sum(counts) if counts and sum(counts) else float("nan")
+
+    return {
+        "algorithm": mean(r"^scheduler_scheduling_algorithm_duration_seconds_KIND (\S+)"),
+        "filter plugins": mean(r'^scheduler_framework_extension_point_duration_seconds_KIND\{'
+                               r'extension_point="Filter",profile="[^"]+",status="Success"\} (\S+)'),
+        "score plugins": mean(r'^scheduler_framework_extension_point_duration_seconds_KIND\{'
+                              r'extension_point="Score",profile="[^"]+",status="Success"\} (\S+)'),
+    }
 
 
 class Cluster:
@@ -373,15 +409,26 @@ class Cluster:
         log(f"created {n_nodes} nodes in {time.perf_counter() - t:.1f}s")
         self.api.create_namespace({"metadata": {"name": "bench"}}, _preload_content=False)
         cp.ensure_default_service_account("bench")
-        port = free_port()
-        self.url = f"http://127.0.0.1:{port}"
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = tmp / "extender.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.shortlist: int | None = None
+        self.start_extender(1)
+
+    def start_extender(self, shortlist: int) -> None:
+        """(Re)start `gpuplace extender` with this shortlist and wait until it is ready."""
+        if self.proc is not None and self.shortlist == shortlist:
+            return
+        self.close()
         launcher = os.environ.get("GPUPLACE_BENCH_LAUNCHER", "").split() or [sys.executable, "-m", "gpuplace"]
-        with self.log_path.open("wb") as fh:
+        with self.log_path.open("ab") as fh:
             self.proc = subprocess.Popen(
-                [*launcher, "extender", "--kubeconfig", str(cp.kubeconfig), "--address", "127.0.0.1",
-                 "--port", str(port), "--log-level", "warning"],
+                [*launcher, "extender", "--kubeconfig", str(self.cp.kubeconfig), "--address", "127.0.0.1",
+                 "--port", str(self.port), "--shortlist", str(shortlist),
+                 "--log-level", os.environ.get("GPUPLACE_BENCH_LOG_LEVEL", "warning")],
                 stdout=fh, stderr=subprocess.STDOUT, cwd=REPO)
+        self.shortlist = shortlist
         deadline = time.monotonic() + 120
         while http_get(self.url + "/readyz")[0] != 200:
             if time.monotonic() > deadline or self.proc.poll() is not None:
@@ -415,6 +462,7 @@ class Cluster:
         before = http_get(self.url + "/metrics")[1]
         with self.cp.start_scheduler(config, name=f"bench-{tag}", timeout=120) as sched:
             started = time.monotonic()
+            assert self.proc is not None
             pids = process_pids(self.cp, self.proc.pid, sched)
             cpu_before = {k: cpu_seconds(p) for k, p in pids.items()}
             bound, last_change, last_bound = 0, started, -1
@@ -429,11 +477,13 @@ class Cluster:
             wall = time.monotonic() - started
             times = bound_times(sched.logs())
             cpu = {k: cpu_seconds(p) - cpu_before[k] for k, p in pids.items()}
+            breakdown = scheduler_breakdown(self.cp, sched)
         after = http_get(self.url + "/metrics")[1]
         span = times[-1] - times[0] if len(times) > 1 else float("nan")
         row = {"run": label, "nodes": len(self.nodes), "pods": len(sizes), "bound": bound,
                "pods_per_s": (len(times) - 1) / span if span > 0 else float("nan"),
-               "bind_span_s": span, "wall_s": wall, "cpu_s": cpu, "extender_mean_ms": mean_ms(before, after)}
+               "bind_span_s": span, "wall_s": wall, "cpu_s": cpu, "extender_mean_ms": mean_ms(before, after),
+               "scheduler_ms": breakdown}
         log(f"{label}: {bound}/{len(sizes)} bound, {row['pods_per_s']:.1f} pods/s (binds over {span:.1f}s, "
             f"{wall:.1f}s from scheduler start)")
         self.api.delete_collection_namespaced_pod("bench", grace_period_seconds=0, _preload_content=False)
@@ -441,12 +491,18 @@ class Cluster:
         return row
 
     def close(self) -> None:
+        if self.proc is None:
+            return
         self.proc.terminate()
         self.proc.wait(timeout=10)
+        self.proc = None
+        keep = os.environ.get("GPUPLACE_BENCH_KEEP_LOG")
+        if keep:
+            Path(keep).write_bytes(self.log_path.read_bytes())
 
 
 def throughput(n_nodes: int, n_pods: int, timeout: float, runs: list[str] | None = None,
-               repeat: int = 1) -> list[dict[str, Any]]:
+               repeat: int = 1, shortlists: tuple[int, ...] = (1,)) -> list[dict[str, Any]]:
     """Every configuration `repeat` times, interleaved, so that load from elsewhere hits them alike."""
     from tests.harness import local_control_plane
 
@@ -459,9 +515,13 @@ def throughput(n_nodes: int, n_pods: int, timeout: float, runs: list[str] | None
                 for label, config, scheduler_name in scheduler_configs(cluster.url):
                     if runs and scheduler_name not in runs:
                         continue
-                    tag = f"{scheduler_name}-{rep}"
-                    row = cluster.run(label, config, scheduler_name, sizes, tag, timeout)
-                    results.append({**row, "rep": rep})
+                    for k in shortlists if scheduler_name == "gpuplace-scheduler" else (0,):
+                        if scheduler_name == "gpuplace-scheduler":
+                            cluster.start_extender(k)
+                            label = f"gpuplace-scheduler + extender, shortlist {k}"
+                        tag = f"{scheduler_name}-{k}-{rep}"
+                        row = cluster.run(label, config, scheduler_name, sizes, tag, timeout)
+                        results.append({**row, "rep": rep})
         finally:
             cluster.close()
     return results
@@ -530,9 +590,12 @@ def report(lat: list[dict[str, Any]], http: list[dict[str, Any]], thr: list[dict
             lines.append(f"{run:<48} {mid['nodes']} nodes, {mid['bound']}/{mid['pods']} bound: "
                          f"{medians[run]:.1f} pods/s [{each}] = {medians[run] / base:.0%} of stock")
             lines.append("    CPU s: " + ", ".join(f"{k} {v:.1f}" for k, v in mid["cpu_s"].items()))
+            if mid.get("scheduler_ms"):
+                lines.append("    kube-scheduler mean ms per attempt: " + ", ".join(
+                    f"{k} {v:.2f}" for k, v in mid["scheduler_ms"].items()))
             if "extender" in run and mid["extender_mean_ms"]:
-                lines.append("    extender mean ms: " + ", ".join(
-                    f"{k} {v:.2f}" for k, v in sorted(mid["extender_mean_ms"].items())))
+                lines.append("    extender requests (mean ms): " + ", ".join(
+                    f"{k} {n} ({v:.2f})" for k, (v, n) in sorted(mid["extender_mean_ms"].items())))
     return "\n".join(lines) + "\n"
 
 
@@ -547,6 +610,7 @@ def main() -> int:
     parser.add_argument("--throughput-pods", type=int, default=1000)
     parser.add_argument("--throughput-timeout", type=float, default=240.0, help="seconds per scheduler run")
     parser.add_argument("--repeat", type=int, default=3, help="repetitions of each scheduler run")
+    parser.add_argument("--shortlists", default="1,8", help="extender --shortlist values to run")
     parser.add_argument("--skip-throughput", action="store_true")
     parser.add_argument("--runs", default="", help="comma-separated subset of: bench-stock, bench-stock-all, "
                         "gpuplace-scheduler (default: all)")
@@ -559,7 +623,8 @@ def main() -> int:
     http = [asyncio.run(http_latency(args.http_size, min(args.pods, 200)))] if args.http_size else []
     runs = [r for r in args.runs.split(",") if r] or None
     thr = [] if args.skip_throughput else throughput(args.throughput_nodes, args.throughput_pods,
-                                                     args.throughput_timeout, runs, args.repeat)
+                                                     args.throughput_timeout, runs, args.repeat,
+                                                     tuple(int(k) for k in args.shortlists.split(",")))
     text = report(lat, http, thr)
     print(text)
     if args.out:

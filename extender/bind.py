@@ -19,7 +19,7 @@ import numpy as np
 from extender.cache.cluster_cache import RecordState
 from extender.core import BindError, Extender
 from extender.protocol import ExtenderBindingArgs, ExtenderBindingResult
-from placement.scheduling import GPUS_ANNOTATION, PodNeeds, PodReadError, choose_gpus
+from placement.scheduling import GPUS_ANNOTATION, FreeSummary, PodNeeds, PodReadError, choose_gpus
 
 log = logging.getLogger("gpuplace.extender.bind")
 
@@ -103,8 +103,10 @@ def _log_bound(ext: Extender, needs: PodNeeds, key: str, node: str, gpus: tuple[
             return
         info = table.infos[row]
         ext.metrics.decisions.labels(info.model).inc()
-        left = int(cluster.whole_free(np.array([row]))[0])
-        block = int(cluster.largest_free_block(np.array([row]))[0])
+        if not log.isEnabledFor(logging.INFO):
+            return
+        free = view.free or FreeSummary.of(cluster)
+        left, block = int(free.whole[row]), int(free.block[row])
         domains = sorted({int(cluster.domain_of[row, g]) for g in gpus}) if gpus else []
     where = f"GPUs {','.join(map(str, gpus))}" if gpus else "GPUs unrecorded"
     if domains and info.domain_size > 1:

@@ -1,25 +1,29 @@
 """Talking to the API server: credentials through the official `kubernetes` client, and the binder.
 
-The informers use the official client's API objects (in their own threads). Binds are on the hot path of
-every pod and run on the event loop instead: an aiohttp session with the same host, TLS material and
-bearer token (refreshed through the client's `refresh_api_key_hook`, so in-cluster token rotation and
-exec credential plugins keep working) posts `pods/binding`. A thread per bind would compete with
-/filter for the GIL, which costs the scheduler more than the bind itself.
+The informers use the official client's API objects (in their own threads). Binds use an aiohttp
+session with the same host, TLS material and bearer token (refreshed through the client's
+`refresh_api_key_hook`, so in-cluster token rotation and exec credential plugins keep working), on an
+event loop of their own in one thread: the request/response work of the binds in flight then never
+queues in front of the next /filter on the server's loop, and there is no thread per bind.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import ssl
-from collections.abc import Callable, Mapping
+import threading
+from collections.abc import Callable, Coroutine, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 import aiohttp
 
 from extender.core import BindError
+
+_T = TypeVar("_T")
 
 
 class KubeConfigError(Exception):
@@ -93,6 +97,22 @@ class ApiBinder:
         self.host = str(configuration.host).rstrip("/")
         self.timeout_s = timeout_s
         self._session: aiohttp.ClientSession | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def _binder_loop(self) -> asyncio.AbstractEventLoop:
+        with self._lock:
+            if self._loop is None:
+                loop = asyncio.new_event_loop()
+                self._thread = threading.Thread(target=loop.run_forever, name="gpuplace-binder", daemon=True)
+                self._thread.start()
+                self._loop = loop
+            return self._loop
+
+    async def _on_binder_loop(self, coro: Coroutine[Any, Any, _T]) -> _T:
+        future = asyncio.run_coroutine_threadsafe(coro, self._binder_loop())
+        return await asyncio.wrap_future(future)
 
     def _headers(self) -> dict[str, str]:
         headers = {"Content-Type": "application/json", "Accept": "application/json",
@@ -127,6 +147,13 @@ class ApiBinder:
 
     async def bind(self, namespace: str, name: str, uid: str, node: str,
                    annotations: Mapping[str, str]) -> None:
+        await self._on_binder_loop(self._bind(namespace, name, uid, node, annotations))
+
+    async def get_pod(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return await self._on_binder_loop(self._get_pod(namespace, name))
+
+    async def _bind(self, namespace: str, name: str, uid: str, node: str,
+                    annotations: Mapping[str, str]) -> None:
         metadata: dict[str, Any] = {"name": name, "namespace": namespace}
         if uid:
             metadata["uid"] = uid
@@ -139,7 +166,7 @@ class ApiBinder:
         if status >= 300:
             raise BindError(_reason(status, data))
 
-    async def get_pod(self, namespace: str, name: str) -> dict[str, Any] | None:
+    async def _get_pod(self, namespace: str, name: str) -> dict[str, Any] | None:
         status, data = await self._request(
             "GET", f"/api/v1/namespaces/{quote(namespace, safe='')}/pods/{quote(name, safe='')}")
         if status == 404:
@@ -150,5 +177,12 @@ class ApiBinder:
         return pod
 
     async def close(self) -> None:
+        loop = self._loop
+        if loop is None:
+            return
         if self._session is not None:
-            await self._session.close()
+            await self._on_binder_loop(self._session.close())
+        loop.call_soon_threadsafe(loop.stop)
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self._loop = None
