@@ -107,15 +107,11 @@ def _why(exc: BaseException, timeout_s: float) -> str:
 
 def kubernetes_reader(kubeconfig: str | None, timeout_s: float, ttl_s: float) -> ClusterReader:
     """A reader on the official client: in-cluster config, else the given kubeconfig / $KUBECONFIG."""
-    from kubernetes import client, config
+    from kubernetes import client
 
-    if kubeconfig:
-        config.load_kube_config(config_file=kubeconfig)
-    else:
-        try:
-            config.load_incluster_config()
-        except config.ConfigException:
-            config.load_kube_config()
+    from gpuplace.kube import configure
+
+    configure(kubeconfig)
     api = client.ApiClient()
     custom, core = client.CustomObjectsApi(api), client.CoreV1Api(api)
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from gpuplace.cli import EXIT_OK, UsageError
+from gpuplace.kube import configure
 
 log = logging.getLogger("gpuplace.certs")
 
@@ -94,13 +95,7 @@ def _api_client(kubeconfig: str | None) -> Any:
     from kubernetes import client, config
 
     try:
-        if kubeconfig:
-            config.load_kube_config(config_file=kubeconfig)
-        else:
-            try:
-                config.load_incluster_config()
-            except config.ConfigException:
-                config.load_kube_config()
+        configure(kubeconfig)
     except (config.ConfigException, OSError) as exc:
         raise UsageError(f"no Kubernetes API access: {exc}") from exc
     return client.ApiClient()

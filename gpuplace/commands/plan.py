@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 from gpuplace.cli import EXIT_FINDINGS, EXIT_OK, UsageError
+from gpuplace.kube import configure
 from placement.catalog import default_gpu_catalog
 from placement.planner.batch import BatchOptions, BatchResult, plan_batch
 from placement.planner.defrag import DefragOptions, DefragResult, fragmentation_finding, plan_defrag
@@ -146,13 +147,7 @@ def _kube_client(kubeconfig: str | None) -> Any:
     from kubernetes import client, config
 
     try:
-        if kubeconfig:
-            config.load_kube_config(config_file=kubeconfig)
-        else:
-            try:
-                config.load_incluster_config()
-            except config.ConfigException:
-                config.load_kube_config()
+        configure(kubeconfig)
     except (config.ConfigException, OSError) as exc:
         raise UsageError(f"cannot reach a cluster: {exc} (give --snapshot FILE or --kubeconfig PATH)") \
             from None
