@@ -95,6 +95,13 @@ def _reserve(ext: Extender, needs: PodNeeds, uid: str, key: str, node: str) -> t
 
 
 def _log_bound(ext: Extender, needs: PodNeeds, key: str, node: str, gpus: tuple[int, ...]) -> None:
+    if not log.isEnabledFor(logging.INFO):
+        with ext.cache.lock:
+            table = ext.cache.view_table()
+            row = table.row.get(node) if table is not None else None
+            if table is not None and row is not None:
+                ext.metrics.decisions.labels(table.infos[row].model).inc()
+        return
     with ext.cache.view() as view:
         table, cluster = view.table, view.cluster
         row = table.row.get(node) if table is not None else None
@@ -103,8 +110,6 @@ def _log_bound(ext: Extender, needs: PodNeeds, key: str, node: str, gpus: tuple[
             return
         info = table.infos[row]
         ext.metrics.decisions.labels(info.model).inc()
-        if not log.isEnabledFor(logging.INFO):
-            return
         free = view.free or FreeSummary.of(cluster)
         left, block = int(free.whole[row]), int(free.block[row])
         domains = sorted({int(cluster.domain_of[row, g]) for g in gpus}) if gpus else []

@@ -193,8 +193,9 @@ class ClusterCache:
         uid = str(meta.get("uid") or "")
         if not node or not uid or (obj.get("status") or {}).get("phase") in TERMINAL_PHASES:
             return None
+        own = self._own.get(uid)  # the extender's own record: the same pod, already read
         try:
-            request = pod_request_from_k8s(obj, self.catalog)
+            request = own.request if own is not None else pod_request_from_k8s(obj, self.catalog)
         except (SnapshotError, TopologyError, TypeError, AttributeError) as exc:
             self.stats.unreadable["pod"] = self.stats.unreadable.get("pod", 0) + 1
             log.warning("ignoring unreadable pod %s/%s: %s", meta.get("namespace"), meta.get("name"), exc)
@@ -249,8 +250,16 @@ class ClusterCache:
         old = self._pods.get(rec.uid)
         if old is not None:
             if (old.node == rec.node and old.gpus == rec.gpus and old.request == rec.request
-                    and old.state == rec.state and old.group == rec.group):
-                old.since = rec.since if rec.state is not RecordState.WATCHED else old.since
+                    and old.group == rec.group):
+                # Same placement (e.g. nominated -> assumed -> watched): only the state changes, the
+                # node's row stays as it is.
+                if old.state is not rec.state or rec.state is not RecordState.WATCHED:
+                    old.since = rec.since
+                old.state = rec.state
+                if rec.state is RecordState.WATCHED:
+                    self._own.pop(rec.uid, None)
+                else:
+                    self._own[rec.uid] = old
                 return
             self._drop(rec.uid)
         self._pods[rec.uid] = rec
@@ -281,6 +290,10 @@ class ClusterCache:
         return rec
 
     # ---- the extender's own decisions ------------------------------------------------------------------
+    def view_table(self) -> NodeTable | None:
+        """The node table as of the last view (no refresh; hold the lock)."""
+        return self._table
+
     def record(self, uid: str) -> PodRecord | None:
         with self.lock:
             return self._pods.get(uid)

@@ -233,3 +233,20 @@ def test_free_summary_follows_every_change_of_the_rows() -> None:
         expected = FreeSummary.of(view.cluster)
         assert view.free.whole.tolist() == expected.whole.tolist() == [6, 3, 2]
         assert view.free.block.tolist() == expected.block.tolist() == [6, 1, 1]
+
+
+def test_nominated_then_bound_then_watched_keeps_the_row_untouched() -> None:
+    cache = make(node("a"))
+    p = pod("p", 2, node_name="a", annotations={"gpuplace.io/gpus": "2,3"})
+    uid = p["metadata"]["uid"]
+    cache.nominate(uid, "default/p", "a", req(2), (2, 3), None)
+    with cache.view() as view:
+        assert view.cluster is not None
+        version = int(view.cluster.version[0])
+    cache.assume(uid, "default/p", "a", req(2), (2, 3), None)
+    cache.upsert_pod(p)
+    with cache.view() as view:
+        assert view.cluster is not None and int(view.cluster.version[0]) == version
+    assert cache.record(uid).state is RecordState.WATCHED  # type: ignore[union-attr]
+    assert free_gpus(cache, "a") == [0, 1, 4, 5, 6, 7]
+    assert cache.counts().assumed == 0
