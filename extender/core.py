@@ -43,7 +43,7 @@ class Settings:
     nomination_ttl_s: float = 30.0
     assumed_ttl_s: float = 300.0
     bind_timeout_s: float = 4.0
-    shortlist: int = 8  # /filter offers the best N fitting nodes (0: every fitting node)
+    shortlist: int = 1  # /filter offers the best N fitting nodes (0: every fitting node)
 
 
 class _RowCache:

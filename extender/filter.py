@@ -4,7 +4,7 @@ Nodes refused for good (GPUs too small, no NVLink domain big enough, wrong tier,
 pod's group) go to `FailedAndUnresolvableNodes`, so kube-scheduler's preemption leaves them alone; nodes
 refused for now (GPUs busy, free GPUs in pieces) go to `FailedNodes`.
 
-Shortlist (`shortlist`, default 8; 0 turns it off): of the nodes that fit, only the best `shortlist` by
+Shortlist (`shortlist`, default 1; 0 turns it off): of the nodes that fit, only the best `shortlist` by
 the extender's own ranking are passed on. The others fit but are not offered, and are named in neither
 failure map. kube-scheduler then runs its score plugins and /prioritize on a handful of nodes instead of
 thousands, which is most of what an extender costs it per pod; the extender's best node is on the list

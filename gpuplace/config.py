@@ -93,7 +93,7 @@ class ExtenderConfig(Strict):
     assumed_ttl_s: float = Field(300.0, gt=0, description="how long a bind waits for the watch to show it")
     bind_timeout_s: float = Field(4.0, gt=0, le=30, description="the pods/binding API call's timeout")
     shape_window: int = Field(1000, ge=10, description="recent GPU pods whose shapes the packing serves")
-    shortlist: int = Field(8, ge=0, description="/filter offers the best N fitting nodes; 0: all of them")
+    shortlist: int = Field(1, ge=0, description="/filter offers the best N fitting nodes; 0: all of them")
     watch_timeout_s: int = Field(300, ge=10, le=3600)
     max_body_bytes: int = Field(128 * 2**20, gt=0)
     tls_cert_file: str | None = None

@@ -8,7 +8,6 @@ import contextlib
 import functools
 import logging
 import signal
-import sys
 
 from gpuplace.cli import EXIT_OK, UsageError
 from gpuplace.config import ConfigError, ExtenderConfig, load_config
@@ -46,7 +45,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--tls-key-file", help="private key of --tls-cert-file")
     p.add_argument("--policy", help="packing policy: gpuplace (default), best-fit, fgd, most-allocated, ...")
     p.add_argument("--shortlist", type=int, metavar="N",
-                   help="/filter offers only the best N fitting nodes (default 8; 0: every fitting node)")
+                   help="/filter offers only the best N fitting nodes (default 1; 0: every fitting node, "
+                        "for an extender that is one opinion among the scheduler's plugins)")
     p.add_argument("--log-level", choices=LOG_LEVELS, default=None,
                    help="info logs one line per bind and per refused pod; debug adds every filter and score")
     p.set_defaults(func=run)
@@ -76,9 +76,6 @@ def run(args: argparse.Namespace) -> int:
 
     if args.log_level:
         logging.getLogger().setLevel(args.log_level.upper())
-    # The event loop thread answers kube-scheduler; the informer and bind threads must hand the GIL back
-    # within half a millisecond, not the default 5 ms (which a socket write on the loop would wait out).
-    sys.setswitchinterval(0.0005)
     log = logging.getLogger("gpuplace.extender")
     cfg = _settings(args)
     ctx = load_config(args.config).check_context()

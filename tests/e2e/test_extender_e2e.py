@@ -76,15 +76,14 @@ class ExtenderProcess:
         wait_until(seen, timeout=30, what=f"the extender to see {nodes}")
 
 
-@pytest.fixture(scope="module")
-def extender(control_plane: ControlPlane,
-             tmp_path_factory: pytest.TempPathFactory) -> Iterator[ExtenderProcess]:
+def run_extender(control_plane: ControlPlane, tmp_path_factory: pytest.TempPathFactory,
+                 *extra: str) -> Iterator[ExtenderProcess]:
     port = free_port()
     log_path = tmp_path_factory.mktemp("extender") / "extender.log"
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "gpuplace", "extender", "--kubeconfig", str(control_plane.kubeconfig),
-             "--address", "127.0.0.1", "--port", str(port), "--log-level", "debug"],
+             "--address", "127.0.0.1", "--port", str(port), "--log-level", "debug", *extra],
             stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
     ext = ExtenderProcess(proc, f"http://127.0.0.1:{port}", log_path)
     try:
@@ -99,6 +98,20 @@ def extender(control_plane: ControlPlane,
             proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+@pytest.fixture(scope="module")
+def extender(control_plane: ControlPlane,
+             tmp_path_factory: pytest.TempPathFactory) -> Iterator[ExtenderProcess]:
+    """`gpuplace extender` with its defaults (/filter offers the one best node)."""
+    yield from run_extender(control_plane, tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def extender_offering_all(control_plane: ControlPlane,
+                          tmp_path_factory: pytest.TempPathFactory) -> Iterator[ExtenderProcess]:
+    """`gpuplace extender --shortlist 0`: every fitting node offered, the scheduler calls /prioritize."""
+    yield from run_extender(control_plane, tmp_path_factory, "--shortlist", "0")
 
 
 def shipped_scheduler_config(extender_url: str) -> dict[str, Any]:
@@ -168,9 +181,11 @@ def free_gpus(cp: ControlPlane, nodes: list[str]) -> dict[str, int]:
     return free
 
 
+@pytest.mark.parametrize("which", ["extender", "extender_offering_all"])
 def test_burst_that_strands_an_8_gpu_pod_under_the_default_scheduler_packs_with_the_extender(
-    control_plane: ControlPlane, scheduler: SchedulerFactory, extender: ExtenderProcess,
+    control_plane: ControlPlane, scheduler: SchedulerFactory, request: pytest.FixtureRequest, which: str,
 ) -> None:
+    extender: ExtenderProcess = request.getfixturevalue(which)
     nodes = ["burst-h100-a", "burst-h100-b"]
     for n in nodes:
         control_plane.add_gpu_node(n, gpus=8)
@@ -207,6 +222,9 @@ def test_burst_that_strands_an_8_gpu_pod_under_the_default_scheduler_packs_with_
     assert placed["p8"] != placed["p4"]
     bound_lines = [line for line in extender.logs().splitlines() if f"bound {ns}/p8 " in line]
     assert bound_lines and "GPUs 0,1,2,3,4,5,6,7" in bound_lines[0]
+    _, metrics = extender.get("/metrics")
+    prioritized = 'gpuplace_extender_requests_total{outcome="ok",verb="prioritize"}' in metrics
+    assert prioritized == (which == "extender_offering_all")  # with one node offered, no /prioritize
 
 
 def test_small_model_lands_on_l4_h100_stays_whole_and_70b_never_goes_where_it_cannot_fit(

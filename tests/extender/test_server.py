@@ -13,7 +13,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from extender.cache.cluster_cache import ClusterCache
-from extender.core import BindError, Extender
+from extender.core import BindError, Extender, Settings
 from extender.server import build_app
 from placement.checks.settings import CheckContext
 from placement.scheduling import PolicyHolder
@@ -43,12 +43,12 @@ class FakeBinder:
         return None
 
 
-def make_extender(nodes: list[dict[str, Any]], synced: bool = True) -> Extender:
+def make_extender(nodes: list[dict[str, Any]], synced: bool = True, shortlist: int = 1) -> Extender:
     cache = ClusterCache(CTX.gpus)
     if synced:
         cache.replace_nodes(nodes)
         cache.replace_pods([], 0.0)
-    return Extender(cache, CTX, PolicyHolder(), binder=FakeBinder())
+    return Extender(cache, CTX, PolicyHolder(), binder=FakeBinder(), settings=Settings(shortlist=shortlist))
 
 
 @pytest.fixture
@@ -95,8 +95,10 @@ async def schedule(client: TestClient, p: dict[str, Any], names: list[str]) -> s
 NVLINK = {"gpuplace.io/nvlink": "required"}
 
 
-async def test_burst_of_1_2_4_gpu_pods_packs_so_the_8_gpu_pod_still_fits(client_for: Any) -> None:
-    ext = make_extender([node("gpu-a"), node("gpu-b")])
+@pytest.mark.parametrize("shortlist", [1, 2, 0])
+async def test_burst_of_1_2_4_gpu_pods_packs_so_the_8_gpu_pod_still_fits(client_for: Any,
+                                                                        shortlist: int) -> None:
+    ext = make_extender([node("gpu-a"), node("gpu-b")], shortlist=shortlist)
     client = await client_for(ext)
     names = ["gpu-a", "gpu-b"]
     placed = {}
@@ -264,7 +266,7 @@ async def test_metrics_cover_requests_cluster_capacity_and_dark_nodes(client_for
     text = await (await client.get("/metrics")).text()
     for expected in (
         'gpuplace_extender_requests_total{outcome="ok",verb="filter"} 1.0',
-        'gpuplace_extender_request_duration_seconds_bucket{le="0.005",verb="prioritize"}',
+        'gpuplace_extender_request_duration_seconds_bucket{le="0.005",verb="filter"}',
         'gpuplace_extender_binds_total{outcome="ok"} 1.0',
         'gpuplace_cluster_gpus{tier="H100-SXM-80GB"} 16.0',
         'gpuplace_cluster_free_gpus{tier="H100-SXM-80GB"} 14.0',
@@ -277,3 +279,29 @@ async def test_metrics_cover_requests_cluster_capacity_and_dark_nodes(client_for
         'gpuplace_extender_decisions_total{tier="H100-SXM-80GB"} 1.0',
     ):
         assert expected in text, expected
+
+
+async def test_shortlist_offers_the_best_nodes_and_prioritize_agrees_with_filter(client_for: Any) -> None:
+    nodes = [node("whole-a"), node("whole-b"), node("broken")]
+    ext = make_extender(nodes, shortlist=2)
+    ext.cache.assume("x", "default/x", "broken", _one_gpu(), (0,), None)
+    client = await client_for(ext)
+    args = {"Pod": pod("p", 1), "Nodes": None, "NodeNames": ["whole-a", "whole-b", "broken"]}
+    result = await post(client, "filter", args)
+    assert result["NodeNames"][0] == "broken" and len(result["NodeNames"]) == 2
+    assert not result["FailedNodes"] and not result["FailedAndUnresolvableNodes"]
+    scores = await post(client, "prioritize", {**args, "NodeNames": result["NodeNames"]})
+    assert scores[0] == {"Host": "broken", "Score": 10} and scores[1]["Score"] < 10
+
+
+async def test_without_shortlist_every_fitting_node_is_offered_and_scored(client_for: Any) -> None:
+    nodes = [node("whole-a"), node("whole-b"), node("broken")]
+    ext = make_extender(nodes, shortlist=0)
+    ext.cache.assume("x", "default/x", "broken", _one_gpu(), (0,), None)
+    client = await client_for(ext)
+    names = ["whole-a", "whole-b", "broken"]
+    result = await post(client, "filter", {"Pod": pod("p", 1), "Nodes": None, "NodeNames": names})
+    assert result["NodeNames"] == names
+    scores = await post(client, "prioritize", {"Pod": pod("p", 1), "Nodes": None, "NodeNames": names})
+    assert {h["Host"]: h["Score"] for h in scores}["broken"] == 10
+    assert sorted(h["Score"] for h in scores).count(10) == 1
