@@ -45,7 +45,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from extender.cache.cluster_cache import ClusterCache, RecordState  # noqa: E402
-from extender.core import Extender  # noqa: E402
+from extender.core import Extender, Settings  # noqa: E402
 from extender.filter import run_filter  # noqa: E402
 from extender.prioritize import run_prioritize  # noqa: E402
 from extender.protocol import parse_args  # noqa: E402
@@ -155,7 +155,7 @@ def percentile(values: list[float], q: float) -> float:
     return float(np.percentile(np.array(values), q))
 
 
-def latency_run(size: int, pods: int, seed: int = 0) -> dict[str, Any]:
+def latency_run(size: int, pods: int, shortlist: int, seed: int = 0) -> dict[str, Any]:
     rng = random.Random(seed)
     ctx = CheckContext.default()
     nodes = nodes_for(size)
@@ -166,7 +166,7 @@ def latency_run(size: int, pods: int, seed: int = 0) -> dict[str, Any]:
     with cache.view():
         pass
     setup_s = time.perf_counter() - t
-    ext = Extender(cache, ctx, PolicyHolder())
+    ext = Extender(cache, ctx, PolicyHolder(), settings=Settings(shortlist=shortlist))
     names = [n["metadata"]["name"] for n in nodes]
     lat_filter: list[float] = []
     lat_prio: list[float] = []
@@ -201,7 +201,8 @@ def latency_run(size: int, pods: int, seed: int = 0) -> dict[str, Any]:
             passed_counts.append(len(passed))
     ms = 1000.0
     return {
-        "nodes": size, "pods": len(total), "prefilled_pods": prefilled, "setup_s": setup_s,
+        "nodes": size, "shortlist": shortlist, "pods": len(total), "prefilled_pods": prefilled,
+        "setup_s": setup_s,
         "refused": refused,
         "p50_ms": percentile(total, 50) * ms, "p99_ms": percentile(total, 99) * ms,
         "filter_p50_ms": percentile(lat_filter, 50) * ms, "prioritize_p50_ms": percentile(lat_prio, 50) * ms,
@@ -209,7 +210,7 @@ def latency_run(size: int, pods: int, seed: int = 0) -> dict[str, Any]:
     }
 
 
-async def http_latency(size: int, pods: int, seed: int = 0) -> dict[str, Any]:
+async def http_latency(size: int, pods: int, shortlist: int, seed: int = 0) -> dict[str, Any]:
     """The same per-pod sequence over HTTP to the aiohttp app on loopback (client in the same process)."""
     import aiohttp
     from aiohttp import web
@@ -233,7 +234,7 @@ async def http_latency(size: int, pods: int, seed: int = 0) -> dict[str, Any]:
         async def close(self) -> None:
             return None
 
-    ext = Extender(cache, ctx, PolicyHolder(), binder=NoApi())
+    ext = Extender(cache, ctx, PolicyHolder(), binder=NoApi(), settings=Settings(shortlist=shortlist))
     runner = web.AppRunner(build_app(ext), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -269,7 +270,8 @@ async def http_latency(size: int, pods: int, seed: int = 0) -> dict[str, Any]:
                 samples.append(t1 - t0 + t3 - t2)
                 binds.append(t4 - t3)
     await runner.cleanup()
-    return {"nodes": size, "pods": len(samples), "p50_ms": percentile(samples, 50) * 1000,
+    return {"nodes": size, "shortlist": shortlist, "pods": len(samples),
+            "p50_ms": percentile(samples, 50) * 1000,
             "p99_ms": percentile(samples, 99) * 1000, "bind_p50_ms": percentile(binds, 50) * 1000}
 
 
@@ -561,17 +563,19 @@ def report(lat: list[dict[str, Any]], http: list[dict[str, Any]], thr: list[dict
              f"# host: {platform.node()} {os.cpu_count()} CPUs, Python {platform.python_version()}, "
              f"{platform.machine()}; other work may be running on the same cores", ""]
     lines.append("## filter + prioritize per pod, in-process (parse request, decide, write answer)")
-    lines.append(f"{'nodes':>7} {'pods':>5} {'p50 ms':>8} {'p99 ms':>8} {'filter p50':>11} "
-                 f"{'prio p50':>9} {'candidates':>11} {'refused':>8}")
+    lines.append("shortlist 1: /filter ranks the fitting nodes and offers the best (the scheduler then skips")
+    lines.append("/prioritize); shortlist 0: /filter offers every fitting node, /prioritize scores them all.")
+    lines.append(f"{'nodes':>7} {'shortlist':>9} {'pods':>5} {'p50 ms':>8} {'p99 ms':>8} "
+                 f"{'filter p50':>11} {'prio p50':>9} {'offered':>8} {'refused':>8}")
     for r in lat:
-        lines.append(f"{r['nodes']:>7} {r['pods']:>5} {r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f} "
-                     f"{r['filter_p50_ms']:>11.2f} {r['prioritize_p50_ms']:>9.2f} "
-                     f"{r['mean_candidates']:>11.0f} "
-                     f"{r['refused']:>8}")
+        lines.append(f"{r['nodes']:>7} {r['shortlist']:>9} {r['pods']:>5} {r['p50_ms']:>8.2f} "
+                     f"{r['p99_ms']:>8.2f} {r['filter_p50_ms']:>11.2f} {r['prioritize_p50_ms']:>9.2f} "
+                     f"{r['mean_candidates']:>8.0f} {r['refused']:>8}")
     if http:
         lines += ["", "## the same over HTTP (aiohttp, loopback, client in the same process)"]
         for r in http:
-            lines.append(f"{r['nodes']:>7} nodes: filter+prioritize p50 {r['p50_ms']:.2f} ms, p99 "
+            lines.append(f"{r['nodes']:>7} nodes, shortlist {r['shortlist']}: filter+prioritize p50 "
+                         f"{r['p50_ms']:.2f} ms, p99 "
                          f"{r['p99_ms']:.2f} ms; bind (no API call) p50 {r['bind_p50_ms']:.2f} ms")
     if thr:
         lines += ["", "## real kube-scheduler throughput on the same fake cluster "
@@ -617,10 +621,13 @@ def main() -> int:
     parser.add_argument("--out", help="also write the report here")
     args = parser.parse_args()
     lat = []
+    shortlists = tuple(int(k) for k in args.shortlists.split(","))
     for size in (int(s) for s in args.sizes.split(",") if s):
-        log(f"latency at {size} nodes")
-        lat.append(latency_run(size, args.pods))
-    http = [asyncio.run(http_latency(args.http_size, min(args.pods, 200)))] if args.http_size else []
+        for k in (*shortlists, 0) if 0 not in shortlists else shortlists:
+            log(f"latency at {size} nodes, shortlist {k}")
+            lat.append(latency_run(size, args.pods, k))
+    http = [asyncio.run(http_latency(args.http_size, min(args.pods, 200), k))
+            for k in (shortlists[0], 0)] if args.http_size else []
     runs = [r for r in args.runs.split(",") if r] or None
     thr = [] if args.skip_throughput else throughput(args.throughput_nodes, args.throughput_pods,
                                                      args.throughput_timeout, runs, args.repeat,
