@@ -9,6 +9,8 @@ import functools
 import logging
 import signal
 
+from pydantic import ValidationError
+
 from gpuplace.cli import EXIT_OK, UsageError
 from gpuplace.config import ConfigError, ExtenderConfig, load_config
 
@@ -61,8 +63,11 @@ def _settings(args: argparse.Namespace) -> ExtenderConfig:
     overrides = {name: getattr(args, name) for name in names if getattr(args, name) is not None}
     try:
         return ExtenderConfig.model_validate({**base.model_dump(), **overrides})
-    except ValueError as exc:
-        raise UsageError(f"extender settings: {str(exc).splitlines()[-1].strip()}") from exc
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        message = first["msg"].removeprefix("Value error, ")
+        raise UsageError(f"--{where.replace('_', '-')}: {message}") from exc
 
 
 def run(args: argparse.Namespace) -> int:
