@@ -109,11 +109,14 @@ def _parse_gpus(text: Any, count: int) -> tuple[int, ...] | None:
 
 class ClusterCache:
     def __init__(self, catalog: GpuCatalog, *, clock: Callable[[], float] = time.monotonic,
-                 nomination_ttl_s: float = 30.0, assumed_ttl_s: float = 300.0) -> None:
+                 nomination_ttl_s: float = 30.0, assumed_ttl_s: float = 300.0,
+                 min_rebuild_interval_s: float = 1.0) -> None:
         self.catalog = catalog
         self.clock = clock
         self.nomination_ttl_s = nomination_ttl_s
         self.assumed_ttl_s = assumed_ttl_s
+        self.min_rebuild_interval_s = min_rebuild_interval_s
+        self._rebuilt_at = float("-inf")
         self.lock = threading.RLock()
         self.nodes_synced = False
         self.pods_synced = False
@@ -123,6 +126,7 @@ class ClusterCache:
         self._by_node: dict[str, set[str]] = {}
         self._groups: dict[str, set[str]] = {}
         self._own: dict[str, PodRecord] = {}  # assumed and nominated records (they can lapse)
+        self._gpu_pods: dict[str, int] = {}  # node -> GPU pods on it (dark capacity)
         self._dirty: set[str] = set()
         self._rebuild = True
         self._cluster: Cluster | None = None
@@ -266,6 +270,8 @@ class ClusterCache:
         if rec.state is not RecordState.WATCHED:
             self._own[rec.uid] = rec
         self._by_node.setdefault(rec.node, set()).add(rec.uid)
+        if rec.request.num_gpu:
+            self._gpu_pods[rec.node] = self._gpu_pods.get(rec.node, 0) + 1
         if rec.group:
             self._groups.setdefault(rec.group, set()).add(rec.uid)
         self._dirty.add(rec.node)
@@ -280,6 +286,12 @@ class ClusterCache:
             on.discard(uid)
             if not on:
                 del self._by_node[rec.node]
+        if rec.request.num_gpu:
+            left = self._gpu_pods.get(rec.node, 0) - 1
+            if left > 0:
+                self._gpu_pods[rec.node] = left
+            else:
+                self._gpu_pods.pop(rec.node, None)
         if rec.group:
             members = self._groups.get(rec.group)
             if members is not None:
@@ -343,7 +355,10 @@ class ClusterCache:
         """The up-to-date Cluster and NodeTable, with the lock held for the block."""
         with self.lock:
             self._expire()
-            if self._rebuild:
+            # A node set that keeps changing (autoscaler adding nodes one by one) rebuilds the Cluster
+            # at most once per interval; meanwhile new nodes count as unknown (the scheduler retries).
+            if self._rebuild and (self._cluster is None
+                                  or self.clock() - self._rebuilt_at >= self.min_rebuild_interval_s):
                 self._rebuild_cluster()
             if self._dirty:
                 self._refresh_rows()
@@ -369,6 +384,7 @@ class ClusterCache:
         self._free = FreeSummary.of(self._cluster) if self._cluster is not None else None
         self._generation += 1
         self._rebuild = False
+        self._rebuilt_at = self.clock()
         self.stats.rebuilds += 1
         self._dirty = set(self._by_node) | set(self._nodes)
 
@@ -415,13 +431,9 @@ class ClusterCache:
 
     # ---- read-only summaries (metrics, logs) ------------------------------------------------------------
     def gpu_pods_per_node(self) -> dict[str, int]:
+        """GPU pods per node (nodes without any left out), kept as pods come and go."""
         with self.lock:
-            out: dict[str, int] = {}
-            for name, uids in self._by_node.items():
-                n = sum(1 for u in uids if self._pods[u].request.num_gpu)
-                if n:
-                    out[name] = n
-            return out
+            return dict(self._gpu_pods)
 
     def counts(self) -> CacheStats:
         with self.lock:

@@ -23,7 +23,8 @@ class Clock:
 
 
 def make(*nodes: dict, clock: Clock | None = None) -> ClusterCache:
-    cache = ClusterCache(CTX.gpus, clock=clock or Clock(), nomination_ttl_s=30, assumed_ttl_s=300)
+    cache = ClusterCache(CTX.gpus, clock=clock or Clock(), nomination_ttl_s=30, assumed_ttl_s=300,
+                         min_rebuild_interval_s=0)
     cache.replace_nodes(list(nodes))
     cache.replace_pods([], started_at=0.0)
     return cache
@@ -250,3 +251,31 @@ def test_nominated_then_bound_then_watched_keeps_the_row_untouched() -> None:
     assert cache.record(uid).state is RecordState.WATCHED  # type: ignore[union-attr]
     assert free_gpus(cache, "a") == [0, 1, 4, 5, 6, 7]
     assert cache.counts().assumed == 0
+
+
+def test_a_node_set_that_keeps_changing_is_rebuilt_at_most_once_per_interval() -> None:
+    clock = Clock()
+    cache = ClusterCache(CTX.gpus, clock=clock, min_rebuild_interval_s=1.0)
+    cache.replace_nodes([node("a")])
+    cache.replace_pods([], 0.0)
+    with cache.view() as view:
+        assert view.table is not None and view.table.names == ["a"]
+    cache.upsert_node(node("b"))
+    with cache.view() as view:
+        assert view.table is not None and view.table.names == ["a"]  # "b" is unknown for now
+    clock.now += 1.0
+    with cache.view() as view:
+        assert view.table is not None and view.table.names == ["a", "b"]
+
+
+def test_gpu_pods_per_node_counts_only_gpu_pods_and_follows_deletions() -> None:
+    cache = make(node("a"), node("b"))
+    daemon = pod("daemon", 0, node_name="a")
+    gpu = pod("gpu", 2, node_name="a")
+    cache.upsert_pod(daemon)
+    cache.upsert_pod(gpu)
+    cache.assume("x", "default/x", "b", req(1), (0,), None)
+    assert cache.gpu_pods_per_node() == {"a": 1, "b": 1}
+    cache.delete_pod(gpu)
+    cache.forget("x")
+    assert cache.gpu_pods_per_node() == {}
