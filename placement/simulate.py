@@ -124,6 +124,18 @@ def build_workload(pods: Sequence[PodRequest], capacity_milli: int, rng: np.rand
         total += extra.total_gpu_milli
 
 
+def replay_rngs(seed: int) -> tuple[np.random.Generator, np.random.Generator, np.random.Generator]:
+    """The replay's random streams for one seed: workload (shuffle, resize), node tie order, policy."""
+    workload, ties, policy = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(3))
+    return workload, ties, policy
+
+
+def replay_workload(pods: Sequence[PodRequest], capacity_milli: int,
+                    cfg: ReplayConfig = ReplayConfig()) -> list[PodRequest]:
+    """The pod sequence `replay` schedules for `cfg` on a cluster of `capacity_milli` GPU capacity."""
+    return build_workload(pods, capacity_milli, replay_rngs(cfg.seed)[0], cfg)
+
+
 def _in_one_domain(cluster: Cluster, node: int, gpus: Sequence[int]) -> bool:
     domains = {int(cluster.domain_of[node, g]) for g in gpus}
     return bool(cluster.has_nvlink[node]) and len(domains) == 1
@@ -133,8 +145,7 @@ def replay(nodes: Sequence[GpuNode], pods: Sequence[PodRequest], policy_name: st
            cfg: ReplayConfig = ReplayConfig(), shapes: ShapeDistribution | None = None) -> ReplayResult:
     """Replay `pods` on an empty cluster of `nodes` with one policy. `shapes` defaults to the paper's
     typical shapes of `pods` (the workload before shuffling and resizing)."""
-    workload_rng, tie_rng, policy_rng = (np.random.default_rng(s) for s in
-                                         np.random.SeedSequence(cfg.seed).spawn(3))
+    workload_rng, tie_rng, policy_rng = replay_rngs(cfg.seed)
     cluster = Cluster(nodes)
     tie_rank = tie_rng.permutation(len(cluster))
     if cfg.nvlink:
@@ -216,4 +227,4 @@ class Summary:
 
 
 __all__ = ["MILLI", "NvlinkStats", "ReplayConfig", "ReplayResult", "ReplaySummary", "Summary",
-           "build_workload", "replay"]
+           "build_workload", "replay", "replay_rngs", "replay_workload"]
