@@ -8,7 +8,7 @@ import pytest
 from placement.fragmentation import ShapeDistribution, TaskShape
 from placement.policies import POLICY_NAMES, PolicyContext, extender_scores, make_policy, pick_best
 from placement.policies.base import best_fit_domain_whole, first_free_whole, tightest_share_gpu
-from placement.policies.gpuplace import model_prices
+from placement.policies.gpuplace import model_prices, remainder_waste
 from placement.topology import Cluster, GpuNode, NvlinkLayout, PodRequest
 
 ONE_GPU = PodRequest("one", 8000, 16_000, 1, 1000)
@@ -124,3 +124,11 @@ def test_extender_scores_give_10_to_the_policys_choice_alone() -> None:
 
 def test_ties_go_to_the_lowest_rank() -> None:
     assert pick_best(np.array([1.0, 3.0, 3.0, 2.0]), np.array([0, 5, 2, 1])) == 2
+
+
+def test_remainder_waste_counts_what_the_frequent_shares_cannot_fill() -> None:
+    dist = ShapeDistribution([TaskShape(1000, 810, 1), TaskShape(1000, 160, 1), TaskShape(1000, 50, 1),
+                              TaskShape(1000, 1000, 1)], [0.5, 0.2, 0.001, 0.299])
+    waste = remainder_waste(dist)  # 50 is too rare to count on
+    assert waste[1000] == 0 and waste[190] == 30 and waste[150] == 150 and waste[330] == 10
+    assert waste[810] == 0 and waste[970] == 0 and waste[980] == 10

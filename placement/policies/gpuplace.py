@@ -15,6 +15,12 @@ For a pod and each candidate node it computes one gain, in milli-GPUs, of placin
    A model that model-constrained pods will need entirely costs up to 1 per milli-GPU, so pods that may
    run elsewhere leave it to them; a model with room to spare costs 0. Re-solved every PRICE_EVERY
    placements.
+4. GPU remainder waste removed (shared-GPU pods): the drop in waste(free share of the chosen GPU), where
+   waste(r) is what of a remainder r the workload's frequent shares (each at least FILLER_MIN_SHARE of its
+   GPU pods) cannot fill, at best (a knapsack over those shares; 0 for a whole GPU). FGD counts a
+   remainder as fragment only for the shapes too large for it; this also counts what is left over once
+   the shapes that fit are packed into it, so shares go where the common shares can fill the rest
+   (gpushare60, 6 seeds: 8.22 against 8.34 without it; default, gpuspec33 unchanged within noise).
 
 The gain goes through FGD's sigmoid and is cut to whole points, so that nodes within about 40 milli-GPUs
 of each other count as equal; among equals a fixed order of nodes (a hash of the node name) decides.
@@ -48,7 +54,7 @@ from placement.policies.base import (
     share_candidates,
     states_after,
 )
-from placement.topology import BoolArray, Cluster, FloatArray, IntArray, PodRequest
+from placement.topology import MILLI, BoolArray, Cluster, FloatArray, IntArray, PodRequest
 
 PRICE_EVERY = 50  # placements between two solves of the model prices
 PRICE_SLACK = 0.98  # expected demand scaled a little under the free capacity: only real scarcity is priced
@@ -57,6 +63,8 @@ PRICE_SLACK = 0.98  # expected demand scaled a little under the free capacity: o
 PRICE_WEIGHT = 2.0
 STEP = 1.0  # sigmoid points (0..100) within which candidates count as equal
 ORDER_WEIGHT = 1e-3  # below one STEP: the node order only breaks ties
+WASTE_WEIGHT = 1.0  # milli-GPUs of gain per milli-GPU of remainder waste removed
+FILLER_MIN_SHARE = 0.01  # share values rarer than this (of GPU pods) are not counted on to fill remainders
 
 
 def model_prices(cluster: Cluster, dist: ShapeDistribution, slack: float = PRICE_SLACK) -> FloatArray:
@@ -86,6 +94,23 @@ def model_prices(cluster: Cluster, dist: ShapeDistribution, slack: float = PRICE
     return np.clip([c.dual_value() for c in caps], 0.0, 1.0)
 
 
+def remainder_waste(dist: ShapeDistribution, min_share: float = FILLER_MIN_SHARE) -> FloatArray:
+    """waste[r] for r in 0..MILLI: the part of a GPU remainder of r milli that the distribution's frequent
+    shares (below MILLI, at least `min_share` of its GPU pods) cannot fill, at best; 0 for a whole GPU."""
+    gpu_weight = sum(w for s, w in zip(dist.shapes, dist.weights, strict=True) if s.num_gpu)
+    by_share: dict[int, float] = {}
+    for shape, w in zip(dist.shapes, dist.weights, strict=True):
+        if shape.num_gpu == 1 and shape.gpu_milli < MILLI:
+            by_share[shape.gpu_milli] = by_share.get(shape.gpu_milli, 0.0) + w
+    fillers = [v for v, w in by_share.items() if gpu_weight and w / gpu_weight >= min_share]
+    fill = np.zeros(MILLI + 1, dtype=np.int64)
+    for r in range(1, MILLI + 1):
+        fill[r] = max([v + fill[r - v] for v in fillers if v <= r], default=0)
+    waste = np.arange(MILLI + 1, dtype=np.float64) - fill
+    waste[MILLI] = 0.0
+    return waste
+
+
 def node_order(cluster: Cluster) -> FloatArray:
     """A fixed preference in [0, 1) per node from its name, the same in every process and run."""
     h = np.array([zlib.crc32(n.encode()) for n in cluster.names], dtype=np.float64)
@@ -109,6 +134,7 @@ class Gpuplace:
         self.workload = ctx.shapes
         self.shapes = ctx.shapes.typical(DEFAULT_COVERAGE)
         self.ratio = cpu_per_gpu_milli(ctx.shapes)
+        self.waste = remainder_waste(ctx.shapes)
         self.nvlink = ctx.nvlink
         self.cache = NodeCache()
         self._prices: tuple[str, int, FloatArray] | None = None  # cluster uid, placements seen, prices
@@ -131,7 +157,9 @@ class Gpuplace:
         if pod.is_shared:
             cand = share_candidates(cluster, nodes, pod, by_domain=self.nvlink)
             after = frag_amount(cand.states, sa, self.nvlink) + self._imbalance(cand.states)
-            return best_per_node(len(nodes), cand, before[cand.pos] - after)
+            left = cluster.gpu_free[nodes[cand.pos], cand.gpu]
+            filled = WASTE_WEIGHT * (self.waste[left] - self.waste[left - pod.gpu_milli])
+            return best_per_node(len(nodes), cand, before[cand.pos] - after + filled)
         states = states_after(cluster, nodes, pod, self._whole_choice(cluster, nodes, pod))
         after = frag_amount(states, sa, self.nvlink) + self._imbalance(states)
         return before - after, np.full(len(nodes), -1, dtype=np.int64)
