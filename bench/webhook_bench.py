@@ -2,7 +2,7 @@
 """Drive /validate over HTTPS with keep-alive from a separate process on loopback, and compare with the
 floor: a bare aiohttp endpoint on the same machine that answers `allowed: true`.
 
-    python bench/webhook_bench.py [--rate 500] [--seconds 10] [--concurrency 16]
+    python bench/webhook_bench.py [--rate 500] [--seconds 12] [--rounds 4] [--concurrency 8]
 
 The review mix is every object in examples/ (denials, warnings, clean workloads, autoscalers) as
 AdmissionReview CREATE requests. Each server runs in its own process; the load runs in this one. Printed:
@@ -163,6 +163,17 @@ async def run_load(
     return latencies, len(latencies) / elapsed
 
 
+def pin_cores() -> tuple[set[int], set[int]] | None:
+    """(server cores, client cores): one core for the server, the rest for this process, as a webhook pod
+    and the apiserver calling it would not share a core. None on a single core."""
+    cores = sorted(os.sched_getaffinity(0))
+    if len(cores) < 2:
+        return None
+    server, client = {cores[0]}, set(cores[1:])
+    os.sched_setaffinity(0, client)
+    return server, client
+
+
 def pct(values: list[float], q: int) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[q - 1] if len(values) > 1 else values[0]
 
@@ -172,7 +183,9 @@ def main() -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--rate", type=float, default=500.0)
-    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--seconds", type=float, default=12.0, help="per load and server, all rounds")
+    parser.add_argument("--rounds", type=int, default=4, help="interleaved rounds (each server in turn)")
+    parser.add_argument("--no-pin", action="store_true", help="let server and client share every core")
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument(
         "--copies", type=int, default=100, help="renamed copies of each example in the distinct mix"
@@ -194,7 +207,7 @@ def main() -> int:
     if len(distinct) <= cache_size:
         parser.error(f"--copies: {len(distinct)} distinct reviews must outnumber the cache ({cache_size})")
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    results = []
+    seconds = args.seconds / args.rounds
     servers = {
         "gpuplace /validate": [
             sys.executable,
@@ -213,34 +226,58 @@ def main() -> int:
         "floor (allowed: true)": [sys.executable, __file__, "--serve-floor"],
     }
     offered, closed = f"{args.rate:g}/s offered", "max (closed loop)"
-    for name, argv in servers.items():
-        port = free_port()
-        cmd = (
-            [*argv, str(port)]
-            if name.startswith("gpuplace")
-            else [*argv, str(port), str(tmp / "tls.crt"), str(tmp / "tls.key")]
-        )
-        runs = [("distinct", distinct, offered, args.rate), ("distinct", distinct, closed, None)]
-        if name.startswith("gpuplace"):
-            runs += [("repeats", repeats, offered, args.rate), ("repeats", repeats, closed, None)]
-        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=REPO)
-        try:
+    pinned = None if args.no_pin else pin_cores()
+    procs: dict[str, tuple[subprocess.Popen[bytes], str]] = {}
+    pooled: dict[tuple[str, str, str], list[float]] = {}
+    rates: dict[tuple[str, str, str], list[float]] = {}
+    try:
+        for name, argv in servers.items():
+            port = free_port()
+            cmd = (
+                [*argv, str(port)]
+                if name.startswith("gpuplace")
+                else [*argv, str(port), str(tmp / "tls.crt"), str(tmp / "tls.key")]
+            )
+            proc = subprocess.Popen(
+                cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=REPO
+            )
+            if pinned:
+                os.sched_setaffinity(proc.pid, pinned[0])
+            procs[name] = (proc, f"https://127.0.0.1:{port}")
             asyncio.run(wait_ready(f"https://127.0.0.1:{port}/healthz", client_ctx, proc))
-            url = f"https://127.0.0.1:{port}/validate"
-            for mix, bodies, label, rate in runs:
-                lat, rps = asyncio.run(
-                    run_load(url, bodies, client_ctx, args.seconds, rate, args.concurrency)
-                )
-                results.append((name, mix, label, pct(lat, 50) * 1000, pct(lat, 99) * 1000, rps, len(lat)))
-        finally:
+        # Rounds, each server in turn within a round: load from elsewhere on the machine drifts over
+        # minutes and must hit the floor and gpuplace alike. Latencies are pooled over the rounds.
+        for _ in range(args.rounds):
+            for name, (_proc, base) in procs.items():
+                runs = [("distinct", distinct, offered, args.rate), ("distinct", distinct, closed, None)]
+                if name.startswith("gpuplace"):
+                    runs += [("repeats", repeats, offered, args.rate), ("repeats", repeats, closed, None)]
+                for mix, bodies, label, rate in runs:
+                    lat, rps = asyncio.run(
+                        run_load(base + "/validate", bodies, client_ctx, seconds, rate, args.concurrency)
+                    )
+                    pooled.setdefault((name, mix, label), []).extend(lat)
+                    rates.setdefault((name, mix, label), []).append(rps)
+    finally:
+        for proc, _ in procs.values():
             proc.terminate()
             proc.wait(timeout=10)
+    results = [
+        (name, mix, label, pct(lat, 50) * 1000, pct(lat, 99) * 1000, statistics.median(rates[key]), len(lat))
+        for key, lat in pooled.items()
+        for name, mix, label in [key]
+    ]
+    cores = (
+        f"server on core {min(pinned[0])}, client on core {min(pinned[1])}"
+        if pinned
+        else f"{os.cpu_count()} cores shared by server and client"
+    )
     print(
         f"reviews: every object of examples/ ({len(repeats)}) as AdmissionReview CREATE; distinct: "
         f"{len(distinct)} renamed copies cycled (more than the {cache_size}-entry findings cache: every "
         f"review runs the checks); repeats: the {len(repeats)} examples over and over (workloads answered "
-        f"from the cache). HTTPS keep-alive, {args.concurrency} connections, {args.seconds:g}s per run, "
-        f"{os.cpu_count()} cores shared by server and client."
+        f"from the cache). HTTPS keep-alive, {args.concurrency} connections, {args.rounds} rounds of "
+        f"{seconds:g}s per run and server, interleaved; {cores}."
     )
     print(f"{'endpoint':<22} {'mix':<9} {'load':<18} {'p50 ms':>7} {'p99 ms':>7} {'reviews/s':>10} {'n':>7}")
     for name, mix, label, p50, p99, rps, n in results:

@@ -319,6 +319,10 @@ class GpuCatalog:
         self._by_label: dict[str, dict[str, str]] = {k: {} for k in TIER_LABEL_KEYS}
         for gpu in self._gpus.values():
             self._add_spellings(gpu)
+        # The catalog is fixed once built; every check walks it cheapest first.
+        self._cheapest_first = sorted(
+            self._gpus.values(), key=lambda g: (g.price_per_hour, g.memory_gib, g.id)
+        )
 
     def _claim(self, index: dict[str, str], key: str, gpu_id: str, spelling: str) -> None:
         owner = index.setdefault(key, gpu_id)
@@ -363,7 +367,7 @@ class GpuCatalog:
 
     def all(self) -> list[GpuSpec]:
         """Every GPU, cheapest first (ties: less memory first, then id)."""
-        return sorted(self._gpus.values(), key=lambda g: (g.price_per_hour, g.memory_gib, g.id))
+        return list(self._cheapest_first)
 
     def ids(self) -> list[str]:
         return list(self._gpus)

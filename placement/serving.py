@@ -56,7 +56,7 @@ class Serving:
 
     def setup(self, gpu: GpuSpec, tp: int | None = None, usable_gib: float | None = None) -> ServingSetup:
         assert self.precision is not None
-        cfg = self.engine if tp is None else replace(self.engine, tp=tp)
+        cfg = self.engine if tp is None or tp == self.engine.tp else replace(self.engine, tp=tp)
         return setup_for(
             cfg,
             self.precision,

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import shlex
+
 import pytest
 
 from placement.engines import Container, parse_container
-from placement.engines.base import image_version
+from placement.engines.base import _script_words, image_version
 
 
 def c(command=(), args=(), env=None, image="") -> Container:  # type: ignore[no-untyped-def]
@@ -214,3 +216,17 @@ def test_unknown_server_is_not_an_engine():
 )
 def test_image_version_from_tag(image, version):
     assert image_version(image) == version
+
+
+@pytest.mark.parametrize(
+    "script",
+    [
+        "vllm serve meta-llama/Llama-3.1-8B-Instruct --tensor-parallel-size 2",
+        "pip install x &&\tpython3 -m vllm.entrypoints.openai.api_server --model $MODEL ; sleep 1\n",
+        "vllm serve 'org/model name' --max-model-len \"32k\"  # a comment",
+        "vllm serve m --served-model-name a\\ b",
+    ],
+)
+def test_shell_script_words_match_shlex_with_and_without_quoting(script: str) -> None:
+    expected = [w for w in shlex.split(script, comments=True) if w not in {"&&", "||", ";", "|", "exec"}]
+    assert list(_script_words(script)) == expected

@@ -7,10 +7,11 @@ namespace, object, oldObject, dryRun, userInfo; the response must echo `uid`.
 from __future__ import annotations
 
 import base64
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+import orjson
 
 API_VERSION = "admission.k8s.io/v1"
 OPERATIONS = {"CREATE", "UPDATE", "DELETE", "CONNECT"}
@@ -47,8 +48,8 @@ class Request:
 
 def parse_review(body: bytes) -> Request:
     try:
-        review = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        review = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:  # also raised for invalid UTF-8
         raise ReviewError(f"body is not JSON: {exc}") from exc
     if not isinstance(review, dict):
         raise ReviewError("body must be a JSON object (an AdmissionReview)")
@@ -104,7 +105,7 @@ def allow(
         response["auditAnnotations"] = dict(audit)
     if patch:
         response["patchType"] = "JSONPatch"
-        response["patch"] = base64.b64encode(json.dumps(list(patch)).encode()).decode()
+        response["patch"] = base64.b64encode(orjson.dumps(list(patch))).decode()
     return review(uid, response)
 
 

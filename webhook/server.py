@@ -13,6 +13,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import orjson
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -104,7 +105,15 @@ async def _review(request: web.Request, endpoint: str, step: Step) -> web.Respon
         )
     metrics.requests.labels(endpoint, req.kind, outcome).inc()
     metrics.latency.labels(endpoint).observe(time.perf_counter() - started)
-    return web.json_response(answer)
+    return web.Response(body=orjson.dumps(answer), content_type="application/json")
+
+
+def _log_after_answer(msg: str, *args: Any) -> None:
+    """Log a review's outcome on the next turn of the loop: after this handler returns, aiohttp writes
+    the answer to the socket without yielding, so formatting and writing the line is off the apiserver's
+    wait. The line is still written, in order, by the same thread."""
+    if log.isEnabledFor(logging.INFO):
+        asyncio.get_running_loop().call_soon(log.info, msg, *args)
 
 
 def _skipped(req: Request, why: str, endpoint: str) -> dict[str, Any]:
@@ -120,7 +129,7 @@ async def _validate(app: web.Application, req: Request) -> dict[str, Any]:
         metrics.findings.labels(f.code.value, f.effective_severity.value, outcome.mode).inc()
     metrics.decisions.labels(d.verdict, outcome.mode).inc()
     codes = ",".join(sorted({f.code.value for f in outcome.findings})) or "-"
-    log.info(
+    _log_after_answer(
         "validate %s %s %s/%s uid=%s dryRun=%s mode=%s decision=%s codes=%s%s",
         req.operation,
         req.kind,
@@ -145,7 +154,7 @@ async def _mutate(app: web.Application, req: Request) -> dict[str, Any]:
         return allow(req.uid)
     ops = reviewer.mutate(req)
     if ops:
-        log.info(
+        _log_after_answer(
             "mutate %s %s %s/%s uid=%s: %d patch ops",
             req.operation,
             req.kind,

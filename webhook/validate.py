@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+
+import orjson
 
 from gpuplace.config import WebhookConfig
 from placement.autoscaling import Autoscaler, extract_autoscaler, is_autoscaler
@@ -177,8 +178,7 @@ def content_key(obj: Mapping[str, Any], namespace: str | None) -> bytes:
         meta.get("annotations"),
         obj.get("spec"),
     ]
-    text = json.dumps(parts, separators=(",", ":"), default=str)
-    return hashlib.blake2b(text.encode(), digest_size=16).digest()
+    return hashlib.blake2b(orjson.dumps(parts, default=str), digest_size=16).digest()
 
 
 def _unchanged(req: Request, ctx: CheckContext) -> bool:

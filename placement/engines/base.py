@@ -92,6 +92,8 @@ class Container:
 
 UNKNOWN = "\x00unknown\x00"  # stands for a value from valueFrom after $(VAR) expansion
 _VAR_REF = re.compile(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)")
+_SHELL_SPACE = re.compile(r"[ \t\r\n]+")  # shlex's whitespace
+_SHELL_SYNTAX = frozenset("\"'\\#")  # quotes, escapes and comments: only shlex reads these
 _SHELLS = {"sh", "bash", "/bin/sh", "/bin/bash", "/usr/bin/env", "dash", "/bin/dash", "zsh"}
 
 
@@ -105,7 +107,7 @@ def expand_argv(argv: list[str], env: Mapping[str, str | None]) -> list[str]:
         value = env[name]
         return UNKNOWN if value is None else value
 
-    expanded = [_VAR_REF.sub(sub, word) for word in argv]
+    expanded = [_VAR_REF.sub(sub, word) if "$(" in word else word for word in argv]
     return list(_unwrap_shell(expanded))
 
 
@@ -120,10 +122,14 @@ def _unwrap_shell(argv: list[str]) -> Iterator[str]:
 def _script_words(script: str) -> Iterator[str]:
     """Words of a shell script; `a && b`, `;` and newlines become separate commands, joined in order.
     Shell variables ($VAR, ${VAR}) are left as they are: parsers treat them as unknown values."""
-    try:
-        words = shlex.split(script, comments=True)
-    except ValueError:
-        words = script.split()
+    if _SHELL_SYNTAX.isdisjoint(script):
+        # What shlex.split gives when nothing is quoted, escaped or commented, at a tenth of the cost.
+        words = [w for w in _SHELL_SPACE.split(script) if w]
+    else:
+        try:
+            words = shlex.split(script, comments=True)
+        except ValueError:
+            words = script.split()
     for word in words:
         if word in {"&&", "||", ";", "|", "exec"}:
             continue
@@ -297,8 +303,8 @@ def image_version(image: str) -> tuple[int, ...] | None:
 
 def module_after(argv: Sequence[str], suffixes: Sequence[str]) -> int | None:
     """Index just past the word that starts the engine (`-m vllm.entrypoints...`, `vllm serve`)."""
+    ends = tuple(suffixes)
     for i, word in enumerate(argv):
-        base = word.rsplit("/", 1)[-1]
-        if any(base == s or base.endswith(s) for s in suffixes):
+        if word.rsplit("/", 1)[-1].endswith(ends):
             return i + 1
     return None

@@ -24,12 +24,15 @@ import time
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
-from ortools.sat.python import cp_model
 
 from placement.fragmentation import ShapeDistribution
 from placement.planner.solver import SolveOptions, SolveOutcome, solve
+
+if TYPE_CHECKING:  # ortools (and the pandas it pulls in) loads only when a plan is solved
+    from ortools.sat.python import cp_model
 from placement.policies import PolicyContext, make_policy, pick_best
 from placement.policies.base import (
     best_fit_domain_whole,
@@ -210,6 +213,8 @@ def _candidates(cluster: Cluster, pod: PodRequest, twin: int, hints: set[int], o
 # ---- the model ------------------------------------------------------------------------------------------
 class _Model:
     def __init__(self, cluster: Cluster, pods: Sequence[PodRequest], cands: list[list[int]]) -> None:
+        from ortools.sat.python import cp_model
+
         self.m = cp_model.CpModel()
         self.cluster, self.pods = cluster, pods
         self.x: dict[tuple[int, int], cp_model.IntVar] = {}

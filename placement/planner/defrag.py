@@ -44,13 +44,16 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from itertools import combinations
+from typing import TYPE_CHECKING
 
 import numpy as np
-from ortools.sat.python import cp_model
 
 from placement.findings import Code, Finding, ObjectRef
 from placement.planner.snapshot import SnapNode, SnapPod, Snapshot, SnapshotError
 from placement.planner.solver import SolveOptions, solve
+
+if TYPE_CHECKING:  # ortools (and the pandas it pulls in) loads only when a plan is solved
+    from ortools.sat.python import cp_model
 from placement.topology import MILLI, Cluster, GpuNode, PodRequest
 
 MAX_SUBSETS = 3000  # above this many k-subsets in one block, the lower bound uses per-GPU shares
@@ -242,6 +245,8 @@ class _Model:
 
     def __init__(self, states: dict[str, _NodeState], req: PodRequest, blocks: list[_Block],
                  movers: list[SnapPod], dests: dict[str, list[str]], weights: dict[str, int]) -> None:
+        from ortools.sat.python import cp_model
+
         self.m = cp_model.CpModel()
         self.states, self.req, self.blocks = states, req, blocks
         self.movers, self.weights = movers, weights

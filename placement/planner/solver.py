@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from ortools.sat.python import cp_model
+if TYPE_CHECKING:  # ortools (and the pandas it pulls in) loads only when a plan is solved
+    from ortools.sat.python import cp_model
 
 DEFAULT_TIME_LIMIT_S = 10.0
 DEFAULT_WORKERS = 2  # the planner runs beside other work; CP-SAT takes every core unless told
@@ -39,13 +41,8 @@ class SolveOutcome:
         return self.status in ("optimal", "feasible")
 
 
-_STATUS = {
-    cp_model.OPTIMAL: "optimal",
-    cp_model.FEASIBLE: "feasible",
-    cp_model.INFEASIBLE: "infeasible",
-    cp_model.UNKNOWN: "unknown",
-    cp_model.MODEL_INVALID: "invalid",
-}
+_STATUS = {"OPTIMAL": "optimal", "FEASIBLE": "feasible", "INFEASIBLE": "infeasible", "UNKNOWN": "unknown",
+           "MODEL_INVALID": "invalid"}
 
 
 def solve(model: cp_model.CpModel, options: SolveOptions, time_limit_s: float | None = None,
@@ -55,6 +52,8 @@ def solve(model: cp_model.CpModel, options: SolveOptions, time_limit_s: float | 
 
     `light_presolve` turns probing off. Probing a model of a few 100,000 Booleans takes seconds; a solve
     that starts from a complete hint and only polishes it (batch's second phase) is better off without."""
+    from ortools.sat.python import cp_model
+
     solver = cp_model.CpSolver()
     if light_presolve:
         solver.parameters.cp_model_probing_level = 0
@@ -64,7 +63,7 @@ def solve(model: cp_model.CpModel, options: SolveOptions, time_limit_s: float | 
     start = time.perf_counter()
     code = solver.solve(model)
     wall = time.perf_counter() - start
-    status = _STATUS.get(code, "unknown")
+    status = _STATUS.get(solver.status_name(code), "unknown")
     has = status in ("optimal", "feasible")
     objective = solver.objective_value if has else 0.0
     bound = solver.best_objective_bound if has else 0.0
