@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 
 class Metrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
         r = self.registry
         self.requests = Counter(
             "gpuplace_webhook_requests_total",
@@ -37,3 +40,13 @@ class Metrics:
             ["endpoint", "reason"],
             registry=r,
         )
+
+    def child(self, metric: Counter | Histogram, *labels: str) -> Any:
+        """`metric.labels(*labels)`, remembered: prometheus_client takes a lock and builds the label key on
+        every call, several times per review. Label values here come from bounded sets (endpoints, the
+        kinds the webhook rules match, finding codes, modes)."""
+        key = (id(metric), labels)
+        hit = self._children.get(key)
+        if hit is None:
+            hit = self._children[key] = metric.labels(*labels)
+        return hit

@@ -103,8 +103,8 @@ async def _review(request: web.Request, endpoint: str, step: Step) -> web.Respon
             req.object_name,
             req.uid,
         )
-    metrics.requests.labels(endpoint, req.kind, outcome).inc()
-    metrics.latency.labels(endpoint).observe(time.perf_counter() - started)
+    metrics.child(metrics.requests, endpoint, req.kind, outcome).inc()
+    metrics.child(metrics.latency, endpoint).observe(time.perf_counter() - started)
     return web.Response(body=orjson.dumps(answer), content_type="application/json")
 
 
@@ -126,8 +126,8 @@ async def _validate(app: web.Application, req: Request) -> dict[str, Any]:
     outcome = await reviewer.validate(req)
     d = outcome.decision
     for f in outcome.findings:
-        metrics.findings.labels(f.code.value, f.effective_severity.value, outcome.mode).inc()
-    metrics.decisions.labels(d.verdict, outcome.mode).inc()
+        metrics.child(metrics.findings, f.code.value, f.effective_severity.value, outcome.mode).inc()
+    metrics.child(metrics.decisions, d.verdict, outcome.mode).inc()
     codes = ",".join(sorted({f.code.value for f in outcome.findings})) or "-"
     _log_after_answer(
         "validate %s %s %s/%s uid=%s dryRun=%s mode=%s decision=%s codes=%s%s",

@@ -8,7 +8,6 @@ import contextlib
 import functools
 import logging
 import signal
-import sys
 
 from pydantic import ValidationError
 
@@ -72,9 +71,6 @@ def _settings(args: argparse.Namespace) -> ExtenderConfig:
         raise UsageError(f"--{where.replace('_', '-')}: {message}") from exc
 
 
-GIL_SWITCH_INTERVAL_S = 0.0005
-
-
 def run(args: argparse.Namespace) -> int:
     from extender.cache.cluster_cache import ClusterCache
     from extender.cache.informer import Informer, NodeHandler, PodHandler, kube_sources
@@ -88,11 +84,6 @@ def run(args: argparse.Namespace) -> int:
         logging.getLogger().setLevel(args.log_level.upper())
     log = logging.getLogger("gpuplace.extender")
     batch_root_logging()  # at debug level a line per pod: one write per batch, not per line
-    # The informer threads and the binder thread share the GIL with the loop serving /filter. A thread
-    # waiting for the GIL asks for it only after the switch interval (5 ms by default): after every socket
-    # write the serving loop could sit that long behind a watch event being parsed. 0.5 ms keeps /filter,
-    # the one call on kube-scheduler's critical path, from queueing behind them.
-    sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
     cfg = _settings(args)
     ctx = load_config(args.config).check_context()
     try:
