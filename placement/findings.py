@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import cached_property
 from typing import Any
 
 
@@ -98,7 +99,7 @@ class Finding:
     def effective_severity(self) -> Severity:
         return self.severity or DEFAULT_SEVERITY[self.code]
 
-    @property
+    @cached_property  # read several times per review (decision, warnings, audit annotations, logs)
     def message(self) -> str:
         subject = self.obj.short + (f" container {self.container}" if self.container else "")
         return one_line(f"gpuplace[{self.code.value}]: {subject} {self.detail}")
