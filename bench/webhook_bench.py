@@ -169,7 +169,7 @@ def pin_cores() -> tuple[set[int], set[int]] | None:
     cores = sorted(os.sched_getaffinity(0))
     if len(cores) < 2:
         return None
-    server, client = {cores[0]}, set(cores[1:])
+    server, client = {cores[-1]}, set(cores[:-1])
     os.sched_setaffinity(0, client)
     return server, client
 
