@@ -15,13 +15,13 @@ import functools
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from placement.datafiles import bundled, entry_list, user_file
 
 NvlinkLayout = Literal["switch", "pairs", "none"]
 
@@ -449,30 +449,12 @@ class GpuCatalog:
 
 
 def _entries(data: Any, origin: str) -> list[Any]:
-    if data is None:
-        return []
-    if not isinstance(data, Mapping):
-        raise CatalogError(f"{origin}: expected a mapping with key 'gpus', got {type(data).__name__}")
-    unknown = set(data) - {"gpus", "price_basis"}
-    if unknown:
-        raise CatalogError(f"{origin}: unknown top-level field(s) {sorted(unknown)}; expected 'gpus'")
-    entries = data.get("gpus") or []
-    if not isinstance(entries, list):
-        raise CatalogError(f"{origin}: field 'gpus': expected a list, got {type(entries).__name__}")
-    return entries
-
-
-def _read_yaml(text: str, origin: str) -> Any:
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        raise CatalogError(f"{origin}: not valid YAML: {err}") from None
+    return entry_list(data, "gpus", origin, CatalogError, also=("price_basis",))
 
 
 def _bundled() -> GpuCatalog:
-    text = resources.files("placement").joinpath("data", _BUNDLED).read_text(encoding="utf-8")
-    origin = f"placement/data/{_BUNDLED}"
-    entries = _entries(_read_yaml(text, origin), origin)
+    data, origin = bundled(_BUNDLED, CatalogError)
+    entries = _entries(data, origin)
     return GpuCatalog((_validate_entry(raw, origin, i) for i, raw in enumerate(entries)), origin=origin)
 
 
@@ -481,12 +463,8 @@ def load_gpu_catalog(path: str | Path | None = None) -> GpuCatalog:
     catalog = default_gpu_catalog()
     if path is None:
         return catalog
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as err:
-        raise CatalogError(f"{p}: cannot read: {err.strerror}") from None
-    return catalog.with_overrides(_read_yaml(text, str(p)), origin=str(p))
+    data, origin = user_file(path, CatalogError)
+    return catalog.with_overrides(data, origin=origin)
 
 
 @functools.cache

@@ -23,13 +23,12 @@ import math
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
-from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from placement.datafiles import bundled, entry_list, user_file
 from placement.names import QUANT_WEIGHT_DTYPE, QUANTS, parse_model_name, strip_quant_suffix
 
 _BUNDLED = "models.yaml"
@@ -680,32 +679,12 @@ def _native_quant(arch: ModelArch) -> str | None:
 
 
 def _entries(data: Any, origin: str) -> list[Any]:
-    if data is None:
-        return []
-    if isinstance(data, list):
-        return data
-    if not isinstance(data, Mapping):
-        raise ModelError(f"{origin}: expected a mapping with key 'models', got {type(data).__name__}")
-    unknown = set(data) - {"models"}
-    if unknown:
-        raise ModelError(f"{origin}: unknown top-level field(s) {sorted(unknown)}; expected 'models'")
-    entries = data.get("models") or []
-    if not isinstance(entries, list):
-        raise ModelError(f"{origin}: field 'models': expected a list, got {type(entries).__name__}")
-    return entries
-
-
-def _read_yaml(text: str, origin: str) -> Any:
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        raise ModelError(f"{origin}: not valid YAML: {err}") from None
+    return entry_list(data, "models", origin, ModelError, bare_list=True)
 
 
 def _bundled() -> ModelCatalog:
-    origin = f"placement/data/{_BUNDLED}"
-    text = resources.files("placement").joinpath("data", _BUNDLED).read_text(encoding="utf-8")
-    parsed = _parse_entries(_entries(_read_yaml(text, origin), origin), origin)
+    data, origin = bundled(_BUNDLED, ModelError)
+    parsed = _parse_entries(_entries(data, origin), origin)
     return ModelCatalog((a for a, _ in parsed), (a.id for a, is_ref in parsed if is_ref), origin=origin)
 
 
@@ -714,12 +693,8 @@ def load_model_catalog(path: str | Path | None = None) -> ModelCatalog:
     catalog = default_model_catalog()
     if path is None:
         return catalog
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as err:
-        raise ModelError(f"{p}: cannot read: {err.strerror}") from None
-    return catalog.with_models(_entries(_read_yaml(text, str(p)), str(p)), origin=str(p))
+    data, origin = user_file(path, ModelError)
+    return catalog.with_models(_entries(data, origin), origin=origin)
 
 
 @functools.cache
