@@ -34,4 +34,4 @@ def test_entry_list_shapes() -> None:
     with pytest.raises(Oops, match=r"unknown top-level field\(s\) \['extra'\]"):
         entry_list({"models": [], "extra": 1}, "models", "f", Oops)
     with pytest.raises(Oops, match="field 'models': expected a list, got dict"):
-        entry_list({"models": {}}, "models", "f", Oops)
+        entry_list({"models": {"a": 1}}, "models", "f", Oops)
