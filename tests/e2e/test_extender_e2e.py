@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -56,6 +57,16 @@ class ExtenderProcess:
 
     def logs(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+    def log_lines(self, *needles: str, timeout: float = 5.0) -> list[str]:
+        """Lines holding every needle, waiting for the first one: the extender writes its log in batches,
+        up to 0.2 s after the event (gpuplace/logs.py)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            lines = [line for line in self.logs().splitlines() if all(n in line for n in needles)]
+            if lines or time.monotonic() > deadline:
+                return lines
+            time.sleep(0.05)
 
     def filter_verdicts(self, nodes: list[str], gpus: int) -> tuple[list[str], dict[str, str]]:
         """Ask /filter about a throwaway pod (no UID: nothing gets nominated)."""
@@ -220,7 +231,7 @@ def test_burst_that_strands_an_8_gpu_pod_under_the_default_scheduler_packs_with_
             assert gpus in ([0, 1], [2, 3]), f"{name} spans the pairs of {nvl}: {gpus}"
     assert placed["p4"] in nodes and placed["p8"] in nodes
     assert placed["p8"] != placed["p4"]
-    bound_lines = [line for line in extender.logs().splitlines() if f"bound {ns}/p8 " in line]
+    bound_lines = extender.log_lines(f"bound {ns}/p8 ")
     assert bound_lines and "GPUs 0,1,2,3,4,5,6,7" in bound_lines[0]
     _, metrics = extender.get("/metrics")
     prioritized = 'gpuplace_extender_requests_total{outcome="ok",verb="prioritize"}' in metrics
@@ -251,8 +262,7 @@ def test_small_model_lands_on_l4_h100_stays_whole_and_70b_never_goes_where_it_ca
     message = control_plane.wait_for_pod_unschedulable("llama-70b-4", ns, timeout=60)
     assert "gpuplace: L4 GPUs hold 22558 MiB; the pod needs" in message, message
     assert not control_plane.pod("llama-70b-4", ns)["spec"].get("nodeName")
-    assert any(f"refused {ns}/llama-70b-4" in line and "gpu-memory" in line
-               for line in extender.logs().splitlines())
+    assert extender.log_lines(f"refused {ns}/llama-70b-4", "gpu-memory")
 
 
 def test_pods_of_one_group_land_in_one_nvlink_clique(
