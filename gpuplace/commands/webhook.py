@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import logging
 import os
 from collections.abc import AsyncIterator
@@ -81,9 +80,5 @@ def run(args: argparse.Namespace) -> int:
         cfg.mode,
         ", ".join(["kube-system", args.namespace, *cfg.exempt_namespaces]),
     )
-    # Everything built so far (catalogs, models, config, imported modules) lives as long as the process.
-    # Out of the collector's sight, a full collection no longer walks it: pauses stay short.
-    gc.collect()
-    gc.freeze()
     web.run_app(app, host=args.host, port=port, ssl_context=tls.context, print=None, access_log=None)
     return 0
