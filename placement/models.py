@@ -565,6 +565,9 @@ def _candidates(name: str) -> Iterator[str]:
         yield parts[-1]
 
 
+_RESOLVED_MEMO = 4096
+
+
 class ModelCatalog:
     """Architectures by id and alias (also without org prefix: 'Llama-3.1-8B-Instruct')."""
 
@@ -588,6 +591,9 @@ class ModelCatalog:
                     self._short[short] = None
                 else:
                     self._short[short] = arch.id
+        # resolve() is a pure function of the catalog and the name, and a cluster names few models: the
+        # webhook asks the same names review after review. Bounded: cleared when full.
+        self._resolved: dict[str, Resolved | None] = {}
 
     def __len__(self) -> int:
         return len(self._models)
@@ -626,6 +632,16 @@ class ModelCatalog:
     def resolve(self, name: str) -> Resolved | None:
         """Catalog (as given, then without a quantization suffix), else an estimate from the name's size,
         else None. See the module docstring."""
+        try:
+            return self._resolved[name]
+        except KeyError:
+            pass
+        if len(self._resolved) >= _RESOLVED_MEMO:
+            self._resolved.clear()
+        hit = self._resolved[name] = self._resolve(name)
+        return hit
+
+    def _resolve(self, name: str) -> Resolved | None:
         if not name or not name.strip():
             return None
         clean = _clean(name)

@@ -270,7 +270,9 @@ def _dig(obj: Mapping[str, Any], path: tuple[str, ...], what: str) -> Mapping[st
 
 
 def _mapping(value: Any, where: str) -> Mapping[str, Any]:
-    if not isinstance(value, Mapping):
+    # `type(...) is dict` first: parsed JSON and YAML are plain dicts, and the ABC check costs several
+    # times more on a path every review walks a dozen times.
+    if type(value) is not dict and not isinstance(value, Mapping):
         raise WorkloadError(f"{where} must be a mapping, got {type(value).__name__}")
     return value
 
@@ -282,7 +284,7 @@ def _list(value: Any, where: str) -> list[Any]:
 
 
 def _str_map(value: Any) -> dict[str, str]:
-    if not isinstance(value, Mapping):
+    if type(value) is not dict and not isinstance(value, Mapping):
         return {}
     return {str(k): str(v) for k, v in value.items() if v is not None}
 

@@ -19,7 +19,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from webhook.admission import Request, ReviewError, allow, deny, parse_review
 from webhook.metrics import Metrics
-from webhook.validate import Reviewer
+from webhook.validate import Outcome, Reviewer
 
 log = logging.getLogger("gpuplace.webhook")
 SKIPPED = "gpuplace: check skipped ({why}); see the gpuplace webhook logs"
@@ -103,17 +103,21 @@ async def _review(request: web.Request, endpoint: str, step: Step) -> web.Respon
             req.object_name,
             req.uid,
         )
-    metrics.child(metrics.requests, endpoint, req.kind, outcome).inc()
-    metrics.child(metrics.latency, endpoint).observe(time.perf_counter() - started)
+    elapsed = time.perf_counter() - started
+    after_answer(_count_request, metrics, endpoint, req.kind, outcome, elapsed)
     return web.Response(body=orjson.dumps(answer), content_type="application/json")
 
 
-def _log_after_answer(msg: str, *args: Any) -> None:
-    """Log a review's outcome on the next turn of the loop: after this handler returns, aiohttp writes
-    the answer to the socket without yielding, so formatting and writing the line is off the apiserver's
-    wait. The line is still written, in order, by the same thread."""
-    if log.isEnabledFor(logging.INFO):
-        asyncio.get_running_loop().call_soon(log.info, msg, *args)
+def after_answer(callback: Callable[..., object], *args: Any) -> None:
+    """Run bookkeeping (metrics, the decision log line) on the next turn of the loop: after a handler
+    returns, aiohttp writes the answer to the socket without yielding, so this work is off the apiserver's
+    wait. It still runs, in order, on the same thread, before the next review is read."""
+    asyncio.get_running_loop().call_soon(callback, *args)
+
+
+def _count_request(metrics: Metrics, endpoint: str, kind: str, outcome: str, elapsed: float) -> None:
+    metrics.child(metrics.requests, endpoint, kind, outcome).inc()
+    metrics.child(metrics.latency, endpoint).observe(elapsed)
 
 
 def _skipped(req: Request, why: str, endpoint: str) -> dict[str, Any]:
@@ -122,14 +126,23 @@ def _skipped(req: Request, why: str, endpoint: str) -> dict[str, Any]:
 
 
 async def _validate(app: web.Application, req: Request) -> dict[str, Any]:
-    reviewer, metrics = app[REVIEWER], app[METRICS]
-    outcome = await reviewer.validate(req)
+    outcome = await app[REVIEWER].validate(req)
+    after_answer(_account_validate, app[METRICS], req, outcome)
+    d = outcome.decision
+    if not d.allowed:
+        return deny(req.uid, d.message, d.warnings, d.audit)
+    return allow(req.uid, d.warnings, d.audit)
+
+
+def _account_validate(metrics: Metrics, req: Request, outcome: Outcome) -> None:
     d = outcome.decision
     for f in outcome.findings:
         metrics.child(metrics.findings, f.code.value, f.effective_severity.value, outcome.mode).inc()
     metrics.child(metrics.decisions, d.verdict, outcome.mode).inc()
+    if not log.isEnabledFor(logging.INFO):
+        return
     codes = ",".join(sorted({f.code.value for f in outcome.findings})) or "-"
-    _log_after_answer(
+    log.info(
         "validate %s %s %s/%s uid=%s dryRun=%s mode=%s decision=%s codes=%s%s",
         req.operation,
         req.kind,
@@ -142,9 +155,6 @@ async def _validate(app: web.Application, req: Request) -> dict[str, Any]:
         codes,
         f" ({outcome.note})" if outcome.note else "",
     )
-    if not d.allowed:
-        return deny(req.uid, d.message, d.warnings, d.audit)
-    return allow(req.uid, d.warnings, d.audit)
 
 
 async def _mutate(app: web.Application, req: Request) -> dict[str, Any]:
@@ -153,8 +163,9 @@ async def _mutate(app: web.Application, req: Request) -> dict[str, Any]:
     if mode == "exempt":
         return allow(req.uid)
     ops = reviewer.mutate(req)
-    if ops:
-        _log_after_answer(
+    if ops and log.isEnabledFor(logging.INFO):
+        after_answer(
+            log.info,
             "mutate %s %s %s/%s uid=%s: %d patch ops",
             req.operation,
             req.kind,

@@ -161,7 +161,7 @@ def tier_candidates(s: Serving, ctx: CheckContext) -> tuple[list[GpuSpec], bool]
             return [mig_tier(hit[0], hit[1])], True
     if pin.pinned:
         return list(pin.gpus), True
-    return _cluster_or_catalog(ctx), False
+    return list(ctx.recommendable), False
 
 
 def fit_findings(s: Serving, ctx: CheckContext) -> tuple[list[Finding], Fitting]:
@@ -197,15 +197,6 @@ def _deny_severity(s: Serving, est: MemoryEstimate) -> Severity:
     if not s.resolved_estimated:
         return Severity.ERROR
     return Severity.ERROR if est.weights_bytes > 1.1 * est.budget_bytes else Severity.WARNING
-
-
-def _cluster_or_catalog(ctx: CheckContext) -> list[GpuSpec]:
-    """Tiers a recommendation may name: the cluster's own when known, else the catalog's, less the ones
-    the settings say never to recommend (consumer cards, retired generations)."""
-    gpus = [g for g in ctx.gpus.all() if g.id not in ctx.settings.never_recommend]
-    if ctx.cluster_tiers:
-        gpus = [g for g in gpus if g.id in ctx.cluster_tiers]
-    return gpus
 
 
 def _unpinned(
@@ -323,7 +314,7 @@ def _more_tp(s: Serving, gpu: GpuSpec, tp: int) -> int | None:
 
 
 def _cheapest_other_tier(s: Serving, ctx: CheckContext, current: GpuSpec, tp: int) -> GpuSpec | None:
-    fitting = [g for g in _cluster_or_catalog(ctx) if g.id != current.id and s.estimate(g, tp=tp).fits]
+    fitting = [g for g in ctx.recommendable if g.id != current.id and s.estimate(g, tp=tp).fits]
     return min(fitting, key=lambda g: g.price_per_hour, default=None)
 
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 
-from placement.catalog import GpuCatalog, default_gpu_catalog
+from placement.catalog import GpuCatalog, GpuSpec, default_gpu_catalog
 from placement.findings import Severity
 from placement.models import ModelCatalog, default_model_catalog
 
@@ -50,3 +51,12 @@ class CheckContext:
     @classmethod
     def default(cls) -> CheckContext:
         return cls(gpus=default_gpu_catalog(), models=default_model_catalog())
+
+    @cached_property  # every review's tier checks walk this list; the context is fixed once built
+    def recommendable(self) -> tuple[GpuSpec, ...]:
+        """Tiers a recommendation may name, cheapest first: the cluster's own when known, else the
+        catalog's, less the ones the settings say never to recommend (consumer cards, retired generations)."""
+        gpus = [g for g in self.gpus.all() if g.id not in self.settings.never_recommend]
+        if self.cluster_tiers:
+            gpus = [g for g in gpus if g.id in self.cluster_tiers]
+        return tuple(gpus)

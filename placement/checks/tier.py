@@ -7,7 +7,7 @@ from the catalog's reference prices (override them in the config to match your c
 from __future__ import annotations
 
 from placement.catalog import GpuSpec, MigProfile
-from placement.checks.fit import _cluster_or_catalog, finding, gpu_label
+from placement.checks.fit import finding, gpu_label
 from placement.checks.settings import CheckContext
 from placement.findings import Code, Finding, gib
 from placement.memory import GIB, MemoryEstimate
@@ -44,18 +44,17 @@ def cheaper_tier(
 
     Only tiers with less memory count: a same-size GPU of an older generation is a speed-for-money trade
     the team may have made on purpose, not a misplacement."""
-    best: tuple[GpuSpec, MemoryEstimate] | None = None
-    for other in _cluster_or_catalog(ctx):
-        if other.price_per_hour >= 0.9 * gpu.price_per_hour or other.memory_gib >= gpu.memory_gib:
+    for other in ctx.recommendable:  # cheapest first: the first that holds is the answer
+        if other.price_per_hour >= 0.9 * gpu.price_per_hour:
+            break
+        if other.memory_gib >= gpu.memory_gib:
             continue
         if not _same_interconnect(s.engine.tp, gpu, other) or not _same_precision(s, other):
             continue
         est = s.estimate(other)
-        if holds_with_margin(s, ctx, est, current) and (
-            best is None or other.price_per_hour < best[0].price_per_hour
-        ):
-            best = (other, est)
-    return best
+        if holds_with_margin(s, ctx, est, current):
+            return other, est
+    return None
 
 
 def _same_interconnect(tp: int, current: GpuSpec, other: GpuSpec) -> bool:

@@ -173,7 +173,12 @@ def _looks_like_flag(word: str) -> bool:
     return word.startswith("-") and not _is_number(word)
 
 
+_NUMBER_START = re.compile(r"\s*[-+]?(?:\d|\.\d|inf|nan)", re.IGNORECASE)  # what float() can start with
+
+
 def _is_number(word: str) -> bool:
+    if not _NUMBER_START.match(word):
+        return False  # every flag name: no float() and no exception to catch
     try:
         float(word)
     except ValueError:
