@@ -303,6 +303,9 @@ def _variants(value: str) -> Iterator[str]:
 # The catalog
 
 
+_LABEL_MEMO = 4096
+
+
 class GpuCatalog:
     """GPUs by id, plus an index of every spelling. No spelling may name two GPUs (CatalogError)."""
 
@@ -319,6 +322,7 @@ class GpuCatalog:
         self._by_label: dict[str, dict[str, str]] = {k: {} for k in TIER_LABEL_KEYS}
         for gpu in self._gpus.values():
             self._add_spellings(gpu)
+        self._label_memo: dict[tuple[str, str], GpuSpec | None] = {}
         # The catalog is fixed once built; every check walks it cheapest first.
         self._cheapest_first = sorted(
             self._gpus.values(), key=lambda g: (g.price_per_hour, g.memory_gib, g.id)
@@ -391,6 +395,19 @@ class GpuCatalog:
     def from_node_label(self, key: str, value: str) -> GpuSpec | None:
         """The GPU a node/pod label names. Keys: TIER_LABEL_KEYS. Values not in that label's own list
         still resolve through any other spelling (a hand-written nodeSelector may use a short form)."""
+        # A cluster has a handful of label values and every review of a pinned workload asks about one:
+        # remember the answers (bounded: cleared when full).
+        memo_key = (key, value)
+        try:
+            return self._label_memo[memo_key]
+        except KeyError:
+            pass
+        if len(self._label_memo) >= _LABEL_MEMO:
+            self._label_memo.clear()
+        hit = self._label_memo[memo_key] = self._from_node_label(key, value)
+        return hit
+
+    def _from_node_label(self, key: str, value: str) -> GpuSpec | None:
         if key not in TIER_LABEL_KEYS:
             return None
         if key == INSTANCE_TYPE_LABEL:

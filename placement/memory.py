@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
     from placement.models import ModelArch
@@ -50,9 +50,11 @@ CUDA_CONTEXT_GIB = 0.45
 CUDA_GRAPHS_GIB = 0.25
 
 
-@dataclass(frozen=True)
-class ServingSetup:
-    """Everything the estimate depends on, already resolved to concrete values (engine defaults applied)."""
+class ServingSetup(NamedTuple):
+    """Everything the estimate depends on, already resolved to concrete values (engine defaults applied).
+
+    A NamedTuple, not a dataclass: every review builds one per GPU tier it weighs and looks it up in the
+    estimate memo, and a tuple is built, hashed and compared in C."""
 
     engine: str
     usable_gib: float  # total memory CUDA reports for one GPU

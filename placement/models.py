@@ -98,6 +98,11 @@ class ModelArch:
     # attention and the first/last FFN in bf16). 0: every linear layer is quantized.
     unquantized_params: int = 0
 
+    def __hash__(self) -> int:
+        # The estimate memo hashes its key on every lookup: two fields, not twenty. Equal archs have equal
+        # ids and sizes, so this agrees with the generated __eq__.
+        return hash((self.id, self.params))
+
     @property
     def embedding_params(self) -> int:
         return self.vocab * self.hidden * (1 if self.tie_embeddings else 2)

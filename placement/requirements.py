@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
-from dataclasses import replace
 from typing import Any
 
 from placement.checks.settings import CheckContext
@@ -47,7 +46,7 @@ def _fits(s: Serving, usable_gib: float) -> bool:
     setup = setup_for(s.engine, s.precision, usable_gib, s.max_model_len(), s.explicit_max_num_seqs)
     # Batch defaults of vLLM V1 jump at 70 GiB; judge the need with the small-GPU defaults throughout so
     # the answer is monotonic in memory.
-    setup = replace(setup, max_num_batched_tokens=min(setup.max_num_batched_tokens, 8192))
+    setup = setup._replace(max_num_batched_tokens=min(setup.max_num_batched_tokens, 8192))
     return estimate(s.arch, setup).fits
 
 
