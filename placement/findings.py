@@ -20,10 +20,16 @@ class Severity(StrEnum):
 
     @property
     def rank(self) -> int:
-        return {"error": 2, "warning": 1, "info": 0}[self.value]
+        return _RANK[self]
+
+
+_RANK: Mapping[str, int] = {"error": 2, "warning": 1, "info": 0}
 
 
 class Code(StrEnum):
+    """A member is its value as a `str` (StrEnum): code that needs the text uses the member itself, with no
+    `.value` descriptor call per finding."""
+
     OOM_RISK = "oom-risk"
     CONFIG_INVALID = "config-invalid"
     KV_CACHE_STARVED = "kv-cache-starved"
@@ -102,7 +108,7 @@ class Finding:
     @cached_property  # read several times per review (decision, warnings, audit annotations, logs)
     def message(self) -> str:
         subject = self.obj.short + (f" container {self.container}" if self.container else "")
-        return one_line(f"gpuplace[{self.code.value}]: {subject} {self.detail}")
+        return one_line(f"gpuplace[{self.code}]: {subject} {self.detail}")
 
     def with_severity(self, severity: Severity) -> Finding:
         return Finding(self.code, self.obj, self.detail, self.container, severity, self.figures)
@@ -127,7 +133,7 @@ def one_line(text: str, limit: int = MAX_MESSAGE_CHARS) -> str:
 
 
 def apply_severity_overrides(findings: list[Finding], overrides: Mapping[str, Severity]) -> list[Finding]:
-    return [f.with_severity(overrides[f.code.value]) if f.code.value in overrides else f for f in findings]
+    return [f.with_severity(overrides[f.code]) if f.code in overrides else f for f in findings]
 
 
 def worst(findings: list[Finding]) -> Severity | None:

@@ -198,8 +198,8 @@ def _gpu_container(raw: Any, index: int, path: tuple[str, ...] | None) -> GpuCon
     container = Container(
         name=name,
         image=str(c.get("image") or ""),
-        command=tuple(str(w) for w in _list(c.get("command") or [], f"{where}.command")),
-        args=tuple(str(w) for w in _list(c.get("args") or [], f"{where}.args")),
+        command=tuple(map(str, _list(c.get("command") or [], f"{where}.command"))),
+        args=tuple(map(str, _list(c.get("args") or [], f"{where}.args"))),
         env=_env(c.get("env") or [], f"{where}.env"),
     )
     engine = parse_container(container) if (gpus or mig) else None
@@ -263,7 +263,7 @@ def _where(path: tuple[str, ...] | None, leaf: str) -> str:
 def _dig(obj: Mapping[str, Any], path: tuple[str, ...], what: str) -> Mapping[str, Any]:
     node: Any = obj
     for i, key in enumerate(path):
-        if not isinstance(node, Mapping) or key not in node:
+        if (type(node) is not dict and not isinstance(node, Mapping)) or key not in node:
             raise WorkloadError(f"missing {'.'.join(path[: i + 1])} ({what} expected)")
         node = node[key]
     return _mapping(node, ".".join(path))
@@ -303,7 +303,7 @@ def _env(value: Any, where: str) -> dict[str, str | None]:
 def _int_at(obj: Mapping[str, Any], path: tuple[str, ...], default: int | None) -> int | None:
     node: Any = obj
     for key in path:
-        if not isinstance(node, Mapping) or key not in node:
+        if (type(node) is not dict and not isinstance(node, Mapping)) or key not in node:
             return default
         node = node[key]
     try:

@@ -46,5 +46,5 @@ def audit_annotations(findings: Sequence[Finding]) -> dict[str, str]:
     """One key per severity and code, e.g. `error-oom-risk` (no `/`: the apiserver prefixes the webhook)."""
     out: dict[str, str] = {}
     for f in findings:
-        out.setdefault(f"{f.effective_severity.value}-{f.code.value}", f.message)
+        out.setdefault(f"{f.effective_severity}-{f.code}", f.message)
     return out

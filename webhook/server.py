@@ -137,11 +137,11 @@ async def _validate(app: web.Application, req: Request) -> dict[str, Any]:
 def _account_validate(metrics: Metrics, req: Request, outcome: Outcome) -> None:
     d = outcome.decision
     for f in outcome.findings:
-        metrics.child(metrics.findings, f.code.value, f.effective_severity.value, outcome.mode).inc()
+        metrics.child(metrics.findings, f.code, f.effective_severity, outcome.mode).inc()
     metrics.child(metrics.decisions, d.verdict, outcome.mode).inc()
     if not log.isEnabledFor(logging.INFO):
         return
-    codes = ",".join(sorted({f.code.value for f in outcome.findings})) or "-"
+    codes = ",".join(sorted({f.code for f in outcome.findings})) or "-"
     log.info(
         "validate %s %s %s/%s uid=%s dryRun=%s mode=%s decision=%s codes=%s%s",
         req.operation,

@@ -108,15 +108,14 @@ def expand_argv(argv: list[str], env: Mapping[str, str | None]) -> list[str]:
         return UNKNOWN if value is None else value
 
     expanded = [_VAR_REF.sub(sub, word) if "$(" in word else word for word in argv]
-    return list(_unwrap_shell(expanded))
+    return _unwrap_shell(expanded)
 
 
-def _unwrap_shell(argv: list[str]) -> Iterator[str]:
+def _unwrap_shell(argv: list[str]) -> list[str]:
     if len(argv) >= 3 and argv[0] in _SHELLS and "-c" in argv[1:3]:
         script = argv[argv.index("-c", 1) + 1]
-        yield from _script_words(script)
-        return
-    yield from argv
+        return list(_script_words(script))
+    return argv
 
 
 def _script_words(script: str) -> Iterator[str]:
