@@ -154,7 +154,8 @@ def split_flags(
         word = words[i]
         if word.startswith("-") and len(word) > 1 and not _is_number(word):
             name, eq, value = word.partition("=")
-            key = aliases.get(normalise_flag(name), normalise_flag(name))
+            key = normalise_flag(name)
+            key = aliases.get(key, key)
             if eq:
                 flags[key] = value
             elif key in booleans or i + 1 >= len(words) or _looks_like_flag(words[i + 1]):
@@ -264,9 +265,10 @@ def choice_setting(attr: str, choices: set[str], name: str = "") -> Setting:
 def apply_settings(flags: Mapping[str, str], cfg: EngineConfig, table: Mapping[str, Setting]) -> None:
     """Set every attribute the table maps a given flag to; a value that fails to parse leaves the default
     in place and is recorded in `cfg.problems` (or `cfg.unknown` for valueFrom)."""
-    for flag, setting in table.items():
-        if flag not in flags:
-            continue
+    # In the table's order (a later row wins when two flags set one attribute); only the rows of the flags
+    # given are read: a command line names a few of the dozen or so settings.
+    for flag in [f for f in table if f in flags]:
+        setting = table[flag]
         value, name = flags[flag], setting.name or flag
         parsed: object
         if setting.kind == "int":
