@@ -314,8 +314,8 @@ def _more_tp(s: Serving, gpu: GpuSpec, tp: int) -> int | None:
 
 
 def _cheapest_other_tier(s: Serving, ctx: CheckContext, current: GpuSpec, tp: int) -> GpuSpec | None:
-    fitting = [g for g in ctx.recommendable if g.id != current.id and s.estimate(g, tp=tp).fits]
-    return min(fitting, key=lambda g: g.price_per_hour, default=None)
+    # Tiers come cheapest first: the first that fits is the cheapest.
+    return next((g for g in ctx.recommendable if g.id != current.id and s.estimate(g, tp=tp).fits), None)
 
 
 def _fits_with(s: Serving, gpu: GpuSpec, prec: Precision) -> bool:
