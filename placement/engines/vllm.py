@@ -50,10 +50,10 @@ SETTINGS = {
 
 
 def detect(container: Container) -> bool:
+    if not container.command and any(tag in container.image for tag in _IMAGES):
+        return True  # the image's own entrypoint (the common case: checked first, no argv scan)
     argv = container.argv
-    if _serve_index(argv) is not None or module_after(argv, _ENTRYPOINTS) is not None:
-        return True
-    return not container.command and any(tag in container.image for tag in _IMAGES)
+    return _serve_index(argv) is not None or module_after(argv, _ENTRYPOINTS) is not None
 
 
 def _serve_index(argv: list[str]) -> int | None:
