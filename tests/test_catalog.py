@@ -374,3 +374,22 @@ def test_load_errors_name_the_file(tmp_path: Path) -> None:
         load_gpu_catalog(path)
     with pytest.raises(CatalogError, match="cannot read"):
         load_gpu_catalog(tmp_path / "missing.yaml")
+
+
+def test_node_label_memo_answers_as_the_first_lookup_and_stays_bounded(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import placement.catalog as catalog_module
+
+    catalog = GpuCatalog(default_gpu_catalog().all())  # its own instance and memo
+    gpu = catalog.from_node_label(TIER_LABEL, "NVIDIA-L40S")
+    assert gpu is not None and gpu.id == "L40S"
+    assert catalog.from_node_label(TIER_LABEL, "NVIDIA-L40S") is gpu
+    assert catalog.from_node_label(TIER_LABEL, "no-such-gpu") is None
+    assert catalog.from_node_label("not/a-tier-label", "NVIDIA-L40S") is None  # the key still matters
+    monkeypatch.setattr(catalog_module, "_LABEL_MEMO", 3)
+    for value in ("h100", "L4", "T4", "A10G", "l40"):
+        assert catalog.from_node_label(TIER_LABEL, value) is not None
+    assert len(catalog._label_memo) <= 3
+    again = catalog.from_node_label(TIER_LABEL, "NVIDIA-L40S")
+    assert again is not None and again.id == "L40S"

@@ -7,7 +7,7 @@ import shlex
 import pytest
 
 from placement.engines import Container, parse_container
-from placement.engines.base import _script_words, image_version
+from placement.engines.base import _is_number, _script_words, image_version
 
 
 def c(command=(), args=(), env=None, image="") -> Container:  # type: ignore[no-untyped-def]
@@ -230,3 +230,19 @@ def test_image_version_from_tag(image, version):
 def test_shell_script_words_match_shlex_with_and_without_quoting(script: str) -> None:
     expected = [w for w in shlex.split(script, comments=True) if w not in {"&&", "||", ";", "|", "exec"}]
     assert list(_script_words(script)) == expected
+
+
+@pytest.mark.parametrize(
+    "word",
+    [
+        *("-1", "-.5", "1e3", "+2", " 3 ", "-inf", "NaN", "infinity"),  # numbers: values, not flags
+        *("--tp", "--max-model-len=4096", "-x1", ".", "-.", "-", ""),
+    ],
+)
+def test_is_number_agrees_with_float(word: str) -> None:
+    try:
+        float(word)
+        expected = True
+    except ValueError:
+        expected = False
+    assert _is_number(word) is expected

@@ -514,3 +514,21 @@ def test_strip_quant_suffix_keeps_version_numbers(name: str, base: str) -> None:
 def test_mixtral_style_sizes_follow_the_documented_ffn_share() -> None:
     assert parse_model_name("Mixtral-8x22B").params_b == pytest.approx(145.2)
     assert parse_model_name("Mixtral-8x7B").expert_params_b == 7
+
+
+def test_resolve_memo_answers_as_the_first_lookup_and_stays_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    import placement.models as models_module
+
+    catalog = load_model_catalog()  # its own instance: the memo of the shared default is not disturbed
+    first = catalog.resolve("meta-llama/Llama-3.1-8B-Instruct")
+    assert first is not None and catalog.resolve("meta-llama/Llama-3.1-8B-Instruct") is first
+    guessed = catalog.resolve("acme/house-model-13B")
+    assert guessed is not None and guessed.how == "name"
+    assert catalog.resolve("acme/house-model-13B") is guessed  # one arch object: the estimate memo hits
+    assert catalog.resolve("no-size-here") is None and catalog.resolve("no-size-here") is None
+    monkeypatch.setattr(models_module, "_RESOLVED_MEMO", 4)
+    for i in range(10):
+        assert catalog.resolve(f"org/model-{i + 1}B") is not None
+    assert len(catalog._resolved) <= 4
+    again = catalog.resolve("meta-llama/Llama-3.1-8B-Instruct")
+    assert again is not None and again.arch is first.arch
