@@ -56,13 +56,13 @@ class Serving:
 
     def setup(self, gpu: GpuSpec, tp: int | None = None, usable_gib: float | None = None) -> ServingSetup:
         assert self.precision is not None
-        cfg = self.engine if tp is None or tp == self.engine.tp else replace(self.engine, tp=tp)
         return setup_for(
-            cfg,
+            self.engine,
             self.precision,
             usable_gib or gpu.usable_gib,
             self.max_model_len(),
             self.explicit_max_num_seqs,
+            tp,
         )
 
     def estimate(self, gpu: GpuSpec, tp: int | None = None) -> MemoryEstimate:

@@ -90,14 +90,21 @@ def default_max_model_len(cfg: EngineConfig, context: int) -> int:
 
 
 def setup_for(
-    cfg: EngineConfig, prec: Precision, usable_gib: float, max_model_len: int, max_num_seqs: int | None = None
+    cfg: EngineConfig,
+    prec: Precision,
+    usable_gib: float,
+    max_model_len: int,
+    max_num_seqs: int | None = None,
+    tp: int | None = None,
 ) -> ServingSetup:
-    """Fill in the engine's defaults for everything the config leaves unset."""
+    """Fill in the engine's defaults for everything the config leaves unset; `tp` in place of the config's
+    (what-if estimates at another tensor-parallel size)."""
+    tp = tp or cfg.tp
     seqs = max_num_seqs or cfg.max_num_seqs
     tokens = cfg.max_num_batched_tokens
     fraction = cfg.mem_fraction
     if cfg.engine == "sglang":
-        fraction = fraction or _sglang_mem_fraction(cfg.tp)
+        fraction = fraction or _sglang_mem_fraction(tp)
         seqs = seqs or 256
         tokens = tokens if tokens and tokens > 0 else (8192 if usable_gib >= LARGE_GPU_GIB else 2048)
     elif cfg.engine == "tgi":
@@ -120,7 +127,7 @@ def setup_for(
         max_model_len=max_model_len,
         max_num_seqs=seqs,
         max_num_batched_tokens=tokens,
-        tp=cfg.tp,
+        tp=tp,
         pp=cfg.pp,
         enforce_eager=cfg.enforce_eager,
         native_mxfp4_experts=prec.native_mxfp4_experts,
