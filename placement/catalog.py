@@ -303,7 +303,7 @@ def _variants(value: str) -> Iterator[str]:
 # The catalog
 
 
-_LABEL_MEMO = 4096
+LABEL_MEMO_SIZE = 4096
 
 
 class GpuCatalog:
@@ -322,7 +322,8 @@ class GpuCatalog:
         self._by_label: dict[str, dict[str, str]] = {k: {} for k in TIER_LABEL_KEYS}
         for gpu in self._gpus.values():
             self._add_spellings(gpu)
-        self._label_memo: dict[tuple[str, str], GpuSpec | None] = {}
+        # A cluster has a handful of label values and every review of a pinned workload asks about one.
+        self._label_memo = functools.lru_cache(maxsize=LABEL_MEMO_SIZE)(self._from_node_label)
         # The catalog is fixed once built; every check walks it cheapest first.
         self._cheapest_first = sorted(
             self._gpus.values(), key=lambda g: (g.price_per_hour, g.memory_gib, g.id)
@@ -395,17 +396,7 @@ class GpuCatalog:
     def from_node_label(self, key: str, value: str) -> GpuSpec | None:
         """The GPU a node/pod label names. Keys: TIER_LABEL_KEYS. Values not in that label's own list
         still resolve through any other spelling (a hand-written nodeSelector may use a short form)."""
-        # A cluster has a handful of label values and every review of a pinned workload asks about one:
-        # remember the answers (bounded: cleared when full).
-        memo_key = (key, value)
-        try:
-            return self._label_memo[memo_key]
-        except KeyError:
-            pass
-        if len(self._label_memo) >= _LABEL_MEMO:
-            self._label_memo.clear()
-        hit = self._label_memo[memo_key] = self._from_node_label(key, value)
-        return hit
+        return self._label_memo(key, value)
 
     def _from_node_label(self, key: str, value: str) -> GpuSpec | None:
         if key not in TIER_LABEL_KEYS:

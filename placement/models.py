@@ -570,7 +570,7 @@ def _candidates(name: str) -> Iterator[str]:
         yield parts[-1]
 
 
-_RESOLVED_MEMO = 4096
+RESOLVE_MEMO_SIZE = 4096
 
 
 class ModelCatalog:
@@ -597,8 +597,8 @@ class ModelCatalog:
                 else:
                     self._short[short] = arch.id
         # resolve() is a pure function of the catalog and the name, and a cluster names few models: the
-        # webhook asks the same names review after review. Bounded: cleared when full.
-        self._resolved: dict[str, Resolved | None] = {}
+        # webhook asks the same names review after review. One bounded LRU per catalog.
+        self._resolve_memo = functools.lru_cache(maxsize=RESOLVE_MEMO_SIZE)(self._resolve)
 
     def __len__(self) -> int:
         return len(self._models)
@@ -637,14 +637,7 @@ class ModelCatalog:
     def resolve(self, name: str) -> Resolved | None:
         """Catalog (as given, then without a quantization suffix), else an estimate from the name's size,
         else None. See the module docstring."""
-        try:
-            return self._resolved[name]
-        except KeyError:
-            pass
-        if len(self._resolved) >= _RESOLVED_MEMO:
-            self._resolved.clear()
-        hit = self._resolved[name] = self._resolve(name)
-        return hit
+        return self._resolve_memo(name)
 
     def _resolve(self, name: str) -> Resolved | None:
         if not name or not name.strip():

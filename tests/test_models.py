@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from placement.models import (
+    RESOLVE_MEMO_SIZE,
     ModelCatalog,
     ModelError,
     arch_param_count,
@@ -516,19 +517,16 @@ def test_mixtral_style_sizes_follow_the_documented_ffn_share() -> None:
     assert parse_model_name("Mixtral-8x7B").expert_params_b == 7
 
 
-def test_resolve_memo_answers_as_the_first_lookup_and_stays_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
-    import placement.models as models_module
-
-    catalog = load_model_catalog()  # its own instance: the memo of the shared default is not disturbed
+def test_resolve_memo_answers_as_the_first_lookup_and_stays_bounded() -> None:
+    base = default_model_catalog()
+    catalog = ModelCatalog(base, [a.id for a in base.shape_references])  # its own instance and memo
     first = catalog.resolve("meta-llama/Llama-3.1-8B-Instruct")
     assert first is not None and catalog.resolve("meta-llama/Llama-3.1-8B-Instruct") is first
     guessed = catalog.resolve("acme/house-model-13B")
     assert guessed is not None and guessed.how == "name"
     assert catalog.resolve("acme/house-model-13B") is guessed  # one arch object: the estimate memo hits
     assert catalog.resolve("no-size-here") is None and catalog.resolve("no-size-here") is None
-    monkeypatch.setattr(models_module, "_RESOLVED_MEMO", 4)
-    for i in range(10):
-        assert catalog.resolve(f"org/model-{i + 1}B") is not None
-    assert len(catalog._resolved) <= 4
-    again = catalog.resolve("meta-llama/Llama-3.1-8B-Instruct")
-    assert again is not None and again.arch is first.arch
+    info = catalog._resolve_memo.cache_info()
+    assert (info.hits, info.misses, info.maxsize) == (3, 3, RESOLVE_MEMO_SIZE)
+    # Memos are per catalog: one with a user's models.yaml never answers from the bundled one's.
+    assert base._resolve_memo is not catalog._resolve_memo
