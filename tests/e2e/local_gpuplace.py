@@ -74,6 +74,16 @@ class LocalWebhook:
             self.proc.terminate()
             self.proc.wait(timeout=10)
 
+    def remove_configurations(self) -> None:
+        """Delete what `configurations()` registered (the `gpuplace` webhook configurations)."""
+        self.cp.kubectl(
+            "delete",
+            "validatingwebhookconfiguration,mutatingwebhookconfiguration",
+            "gpuplace",
+            "--ignore-not-found",
+            check=False,
+        )
+
     def configurations(self) -> list[dict[str, Any]]:
         """manifests/base/webhooks.yaml with clientConfig pointed at this process."""
         docs = list(yaml.safe_load_all((REPO / "manifests/base/webhooks.yaml").read_text()))

@@ -63,13 +63,7 @@ def test_demo_script_shows_the_denial_the_warnings_and_the_placement(
         small = {placed[f"demo-{n}"] for n in ("tp4", "tp2", "one-a", "one-b")}
         assert len(small) == 1 and placed["demo-tp8"] not in small  # packed; the 8-GPU pod got a whole node
     finally:
-        control_plane.kubectl(
-            "delete",
-            "validatingwebhookconfiguration,mutatingwebhookconfiguration",
-            "gpuplace",
-            "--ignore-not-found",
-            check=False,
-        )
+        webhook.remove_configurations()
         control_plane.kubectl("delete", "namespace", ns, "--wait=false", check=False)
         control_plane.force_delete_pods(ns)
         webhook.stop()

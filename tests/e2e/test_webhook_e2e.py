@@ -56,13 +56,7 @@ def webhook(control_plane: ControlPlane, tmp_path_factory: pytest.TempPathFactor
     time.sleep(1)  # the apiserver picks up new webhook configurations asynchronously
     yield hook
     hook.stop()
-    control_plane.kubectl(
-        "delete",
-        "validatingwebhookconfiguration,mutatingwebhookconfiguration",
-        "gpuplace",
-        "--ignore-not-found",
-        check=False,
-    )
+    hook.remove_configurations()
 
 
 def example(name: str, namespace: str) -> list[dict[str, Any]]:
