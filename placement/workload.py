@@ -7,7 +7,7 @@ here judges; `placement.checks` does.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -116,17 +116,19 @@ def _from_template(
 ) -> Workload:
     template = obj if path is None else _dig(obj, path, "a pod template")
     spec = _mapping(template.get("spec"), _where(path, "spec"))
-    meta = _mapping(template.get("metadata") or {}, _where(path, "metadata"))
-    obj_meta = _mapping(obj.get("metadata") or {}, "metadata")
-    annotations = {**_str_map(obj_meta.get("annotations")), **_str_map(meta.get("annotations"))}
-    containers = [
-        _gpu_container(c, i, path) for i, c in enumerate(_list(spec.get("containers"), "containers"))
-    ]
+    meta = _mapping_or_empty(template.get("metadata"), path, "metadata")
+    obj_meta = _mapping_or_empty(obj.get("metadata"), None, "metadata")
+    annotations = _str_map(obj_meta.get("annotations"))
+    if meta is not obj_meta and meta.get("annotations"):
+        annotations.update(_str_map(meta.get("annotations")))
+    raw_containers = spec.get("containers")
+    if type(raw_containers) is not list:
+        raw_containers = _list(raw_containers, "containers")
     return Workload(
         ref=object_ref(obj),
         labels=_str_map(meta.get("labels")),
         annotations=annotations,
-        containers=containers,
+        containers=[_gpu_container(c, i, path) for i, c in enumerate(raw_containers)],
         tier=tier_pin(spec, annotations, catalog),
         replicas=replicas,
         batch=_is_batch(obj, annotations),
@@ -185,22 +187,31 @@ def _kserve_model_container(model: Mapping[str, Any]) -> GpuContainer:
 
 
 def _gpu_container(raw: Any, index: int, path: tuple[str, ...] | None) -> GpuContainer:
-    where = _where(path, f"spec.containers[{index}]")
-    c = _mapping(raw, where)
+    # Where a field sits ("spec.template.spec.containers[0].args") is spelled out only for an error:
+    # building it for every field of every container costs more than reading them.
+    def where(leaf: str = "") -> str:
+        return _where(path, f"spec.containers[{index}]{leaf}")
+
+    c = raw if type(raw) is dict else _mapping(raw, where())
     name = str(c.get("name") or f"#{index}")
-    resources = _mapping(c.get("resources") or {}, f"{where}.resources")
-    limits = {**_str_map(resources.get("requests")), **_str_map(resources.get("limits"))}
-    gpus = _quantity_int(limits.get(GPU_RESOURCE, "0"), f"{where}.resources.limits[{GPU_RESOURCE}]")
-    mig_key = next((k for k in limits if k.startswith(MIG_PREFIX)), None)
-    mig = mig_key[len(MIG_PREFIX) :] if mig_key else None
-    if mig_key:  # a MIG device counts as one GPU of its own tier (design.md)
-        gpus += _quantity_int(limits[mig_key], f"{where}.resources.limits[{mig_key}]")
+    resources = c.get("resources") or {}
+    if type(resources) is not dict:
+        resources = _mapping(resources, where(".resources"))
+    limits = _str_map(resources.get("requests"))
+    limits.update(_str_map(resources.get("limits")))
+    gpus = _quantity_int(limits.get(GPU_RESOURCE, "0"), where, GPU_RESOURCE)
+    mig = None
+    for key in limits:
+        if key.startswith(MIG_PREFIX):  # a MIG device counts as one GPU of its own tier (design.md)
+            mig = key[len(MIG_PREFIX) :]
+            gpus += _quantity_int(limits[key], where, key)
+            break
     container = Container(
         name=name,
         image=str(c.get("image") or ""),
-        command=tuple(map(str, _list(c.get("command") or [], f"{where}.command"))),
-        args=tuple(map(str, _list(c.get("args") or [], f"{where}.args"))),
-        env=_env(c.get("env") or [], f"{where}.env"),
+        command=_words(c.get("command"), where, ".command"),
+        args=_words(c.get("args"), where, ".args"),
+        env=_env(c.get("env"), where),
     )
     engine = parse_container(container) if (gpus or mig) else None
     cpu = limits.get("cpu")
@@ -277,25 +288,50 @@ def _mapping(value: Any, where: str) -> Mapping[str, Any]:
     return value
 
 
+def _mapping_or_empty(value: Any, path: tuple[str, ...] | None, leaf: str) -> Mapping[str, Any]:
+    if type(value) is dict:
+        return value
+    return _mapping(value or {}, _where(path, leaf))
+
+
 def _list(value: Any, where: str) -> list[Any]:
     if not isinstance(value, list):
         raise WorkloadError(f"{where} must be a list, got {type(value).__name__}")
     return value
 
 
+def _words(value: Any, where: Callable[[str], str], leaf: str) -> tuple[str, ...]:
+    """command or args: a list of strings (numbers and booleans in YAML become their text)."""
+    if not value:
+        return ()
+    if type(value) is not list:
+        value = _list(value, where(leaf))
+    return tuple(v if type(v) is str else str(v) for v in value)
+
+
 def _str_map(value: Any) -> dict[str, str]:
-    if type(value) is not dict and not isinstance(value, Mapping):
+    """A fresh dict of strings (labels, annotations, resources); anything but a mapping reads as empty."""
+    if type(value) is not dict:
+        if not value or not isinstance(value, Mapping):
+            return {}
+    elif not value:
         return {}
-    return {str(k): str(v) for k, v in value.items() if v is not None}
+    return {
+        k if type(k) is str else str(k): v if type(v) is str else str(v)
+        for k, v in value.items()
+        if v is not None
+    }
 
 
-def _env(value: Any, where: str) -> dict[str, str | None]:
+def _env(value: Any, where: Callable[[str], str]) -> dict[str, str | None]:
     env: dict[str, str | None] = {}
-    for i, item in enumerate(_list(value, where)):
-        entry = _mapping(item, f"{where}[{i}]")
+    if not value:
+        return env
+    for i, item in enumerate(value if type(value) is list else _list(value, where(".env"))):
+        entry = item if type(item) is dict else _mapping(item, where(f".env[{i}]"))
         name = entry.get("name")
         if not name:
-            raise WorkloadError(f"{where}[{i}].name is missing")
+            raise WorkloadError(f"{where(f'.env[{i}]')}.name is missing")
         env[str(name)] = None if "valueFrom" in entry else str(entry.get("value", ""))
     return env
 
@@ -312,11 +348,13 @@ def _int_at(obj: Mapping[str, Any], path: tuple[str, ...], default: int | None) 
         raise WorkloadError(f"{'.'.join(path)} must be an integer, got {node!r}") from exc
 
 
-def _quantity_int(value: str, where: str) -> int:
+def _quantity_int(value: str, where: Callable[[str], str], resource: str) -> int:
     try:
-        return int(str(value).strip())
+        return int(value)  # int() itself ignores surrounding whitespace
     except ValueError as exc:
-        raise WorkloadError(f"{where} must be a whole number of GPUs, got {value!r}") from exc
+        raise WorkloadError(
+            f"{where(f'.resources.limits[{resource}]')} must be a whole number of GPUs, got {value!r}"
+        ) from exc
 
 
 def _cpu_millis(value: str) -> int | None:

@@ -72,3 +72,31 @@ def test_root_stream_handlers_are_swapped_keeping_stream_and_format() -> None:
         batched.close()
     finally:
         root.handlers = saved
+
+
+def test_an_info_record_is_formatted_when_its_batch_is_written_with_the_time_it_was_logged() -> None:
+    stream = io.StringIO()
+    handler = BatchedStreamHandler(stream, interval_s=3600)
+    handler.setFormatter(logging.Formatter("%(created)f %(message)s"))
+    log = _logger(handler)
+    log.info("review %s", "uid-1")
+    (record,) = handler._pending
+    assert isinstance(record, logging.LogRecord)  # not formatted yet
+    handler.flush()
+    assert stream.getvalue() == f"{record.created:f} review uid-1\n"
+    handler.close()
+
+
+def test_a_record_that_cannot_be_formatted_is_reported_and_the_rest_of_the_batch_is_written() -> None:
+    stream = io.StringIO()
+    handler = BatchedStreamHandler(stream, interval_s=3600)
+    reported: list[logging.LogRecord] = []
+    handler.handleError = reported.append  # type: ignore[method-assign]
+    log = _logger(handler)
+    log.info("one")
+    log.info("bad %d", "not a number")
+    log.info("three")
+    handler.flush()
+    assert stream.getvalue() == "one\nthree\n"
+    assert [r.msg for r in reported] == ["bad %d"]
+    handler.close()

@@ -12,7 +12,9 @@ import re
 import shlex
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import lru_cache
+
+FLAG_MEMO_SIZE = 4096  # distinct flag names and image references remembered (each a short string)
 
 # Value spellings the engines accept for their dtype flags; anything else makes the engine refuse to start.
 WEIGHT_DTYPES = {"auto", "half", "float16", "fp16", "bfloat16", "bf16", "float", "float32", "fp32"}
@@ -83,11 +85,12 @@ class Container:
     command: tuple[str, ...] = ()
     args: tuple[str, ...] = ()
     env: Mapping[str, str | None] = field(default_factory=dict)
+    # command + args as the engine sees them. Worked out once, when the container is read: every engine's
+    # detect reads it, and a lazily cached attribute costs more per container than the work itself.
+    argv: list[str] = field(init=False, repr=False, compare=False)
 
-    @cached_property
-    def argv(self) -> list[str]:
-        """command + args as the engine sees them (computed once: every engine's detect reads it)."""
-        return expand_argv(list(self.command) + list(self.args), self.env)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "argv", expand_argv([*self.command, *self.args], self.env))
 
 
 UNKNOWN = "\x00unknown\x00"  # stands for a value from valueFrom after $(VAR) expansion
@@ -107,8 +110,9 @@ def expand_argv(argv: list[str], env: Mapping[str, str | None]) -> list[str]:
         value = env[name]
         return UNKNOWN if value is None else value
 
-    expanded = [_VAR_REF.sub(sub, word) if "$(" in word else word for word in argv]
-    return _unwrap_shell(expanded)
+    if any("$(" in word for word in argv):
+        argv = [_VAR_REF.sub(sub, word) if "$(" in word else word for word in argv]
+    return _unwrap_shell(argv)
 
 
 def _unwrap_shell(argv: list[str]) -> list[str]:
@@ -135,8 +139,10 @@ def _script_words(script: str) -> Iterator[str]:
         yield word
 
 
+@lru_cache(maxsize=FLAG_MEMO_SIZE)
 def normalise_flag(word: str) -> str:
-    """`--max_model_len` and `--max-model-len` are the same flag (engines accept both)."""
+    """`--max_model_len` and `--max-model-len` are the same flag (engines accept both). Remembered: the
+    flags engines take are a small vocabulary, spelled the same way in every manifest."""
     return word.lstrip("-").replace("_", "-").lower()
 
 
@@ -152,7 +158,7 @@ def split_flags(
     i = 0
     while i < len(words):
         word = words[i]
-        if word.startswith("-") and len(word) > 1 and not _is_number(word):
+        if word[:1] == "-" and len(word) > 1 and not (word[1] in _NUMBER_SECOND and _is_number(word)):
             name, eq, value = word.partition("=")
             key = normalise_flag(name)
             key = aliases.get(key, key)
@@ -170,9 +176,12 @@ def split_flags(
 
 
 def _looks_like_flag(word: str) -> bool:
-    return word.startswith("-") and not _is_number(word)
+    return word[:1] == "-" and not (word[1:2] in _NUMBER_SECOND and _is_number(word))
 
 
+# After a leading "-", what a number can go on with (`-1`, `-.5`, `-inf`, `-nan`); a flag name goes on with
+# "-" or a letter. Words failing this cheap test skip the regular expression below.
+_NUMBER_SECOND = frozenset("0123456789.iInN")
 _NUMBER_START = re.compile(r"\s*[-+]?(?:\d|\.\d|inf|nan)", re.IGNORECASE)  # what float() can start with
 
 
@@ -193,19 +202,23 @@ def is_unknown(value: str | None) -> bool:
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kKmMgG]?)\s*$")
 
 
+# vLLM: lowercase k/m are powers of ten, uppercase K/M powers of two.
+_SCALE = {"": 1, "k": 1000, "m": 10**6, "g": 10**9, "K": 1024, "M": 2**20, "G": 2**30}
+
+
 def parse_int(value: str, field_name: str, cfg: EngineConfig, minimum: int = 1) -> int | None:
     """Integers as the engines accept them, including vLLM's human-readable `32k` / `1M`."""
-    if is_unknown(value):
-        cfg.unknown.add(field_name)
-        return None
-    match = _SIZE.match(value)
-    if not match:
-        cfg.problems.append(f"{field_name}={value!r} is not an integer")
-        return None
-    number, suffix = float(match.group(1)), match.group(2)
-    # vLLM: lowercase k/m are powers of ten, uppercase K/M powers of two.
-    scale = {"": 1, "k": 1000, "m": 10**6, "g": 10**9, "K": 1024, "M": 2**20, "G": 2**30}[suffix]
-    result = int(number * scale)
+    if value.isascii() and value.isdigit():
+        result = int(value)  # the common spelling: plain digits
+    else:
+        if is_unknown(value):
+            cfg.unknown.add(field_name)
+            return None
+        match = _SIZE.match(value)
+        if not match:
+            cfg.problems.append(f"{field_name}={value!r} is not an integer")
+            return None
+        result = int(float(match.group(1)) * _SCALE[match.group(2)])
     if result < minimum:
         cfg.problems.append(f"{field_name}={value} must be at least {minimum}")
         return None
@@ -267,8 +280,9 @@ def apply_settings(flags: Mapping[str, str], cfg: EngineConfig, table: Mapping[s
     in place and is recorded in `cfg.problems` (or `cfg.unknown` for valueFrom)."""
     # In the table's order (a later row wins when two flags set one attribute); only the rows of the flags
     # given are read: a command line names a few of the dozen or so settings.
-    for flag in [f for f in table if f in flags]:
-        setting = table[flag]
+    for flag, setting in table.items():
+        if flag not in flags:
+            continue
         value, name = flags[flag], setting.name or flag
         parsed: object
         if setting.kind == "int":
@@ -296,8 +310,10 @@ def set_model(cfg: EngineConfig, model: str | None) -> None:
 _VERSION = re.compile(r"v?(\d+)\.(\d+)(?:\.(\d+))?")
 
 
+@lru_cache(maxsize=FLAG_MEMO_SIZE)
 def image_version(image: str) -> tuple[int, ...] | None:
-    """`vllm/vllm-openai:v0.6.4` -> (0, 6, 4); `latest`, digests and missing tags -> None (latest)."""
+    """`vllm/vllm-openai:v0.6.4` -> (0, 6, 4); `latest`, digests and missing tags -> None (latest).
+    Remembered: a cluster runs a handful of engine images."""
     tag = image.rsplit("@", 1)[0]
     if ":" not in tag.rsplit("/", 1)[-1]:
         return None
