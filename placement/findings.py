@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from functools import cached_property
 from typing import Any
 
 
@@ -100,15 +99,17 @@ class Finding:
     container: str | None = None
     severity: Severity | None = None  # None: the code's default; set by severity overrides
     figures: Mapping[str, Any] = field(default_factory=dict)
+    # The one-line text kubectl shows. Worked out with the finding: every finding's message is read
+    # (denial, warnings, audit annotations, logs), and a lazily cached attribute costs more than the text.
+    message: str = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        subject = self.obj.short + (f" container {self.container}" if self.container else "")
+        object.__setattr__(self, "message", one_line(f"gpuplace[{self.code}]: {subject} {self.detail}"))
 
     @property
     def effective_severity(self) -> Severity:
         return self.severity or DEFAULT_SEVERITY[self.code]
-
-    @cached_property  # read several times per review (decision, warnings, audit annotations, logs)
-    def message(self) -> str:
-        subject = self.obj.short + (f" container {self.container}" if self.container else "")
-        return one_line(f"gpuplace[{self.code}]: {subject} {self.detail}")
 
     def with_severity(self, severity: Severity) -> Finding:
         return Finding(self.code, self.obj, self.detail, self.container, severity, self.figures)

@@ -60,3 +60,9 @@ class CheckContext:
         if self.cluster_tiers:
             gpus = [g for g in gpus if g.id in self.cluster_tiers]
         return tuple(gpus)
+
+    @cached_property
+    def tier_memo(self) -> dict[tuple[object, ...], tuple[GpuSpec, ...]]:
+        """Tier lists the checks derive from the catalog and settings alone (e.g. the cheaper tiers of a
+        pinned one), remembered for the life of the context: a catalog has a few dozen tiers."""
+        return {}

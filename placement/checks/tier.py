@@ -44,17 +44,33 @@ def cheaper_tier(
 
     Only tiers with less memory count: a same-size GPU of an older generation is a speed-for-money trade
     the team may have made on purpose, not a misplacement."""
-    for other in ctx.recommendable:  # cheapest first: the first that holds is the answer
-        if other.price_per_hour >= 0.9 * gpu.price_per_hour:
-            break
-        if other.memory_gib >= gpu.memory_gib:
-            continue
-        if not _same_interconnect(s.engine.tp, gpu, other) or not _same_precision(s, other):
+    for other in _cheaper_candidates(ctx, gpu, s.engine.tp, s.precision.weights if s.precision else "bf16"):
+        # At the same TP and precision every tier holds the same weights per GPU: a tier whose whole memory
+        # is less cannot fit, and is passed over without an estimate.
+        if other.usable_gib * GIB <= current.weights_bytes:
             continue
         est = s.estimate(other)
         if holds_with_margin(s, ctx, est, current):
-            return other, est
+            return other, est  # cheapest first: the first that holds is the answer
     return None
+
+
+def _cheaper_candidates(ctx: CheckContext, gpu: GpuSpec, tp: int, weights: str) -> tuple[GpuSpec, ...]:
+    """Recommendable tiers, cheapest first, at least 10% cheaper than `gpu`, with less memory, the same
+    interconnect for `tp` and the same precision. Remembered per context: it depends on the catalog only,
+    and a cluster pins a few tiers at a few TP sizes."""
+    key = ("cheaper", gpu.id, tp, weights)  # an id names one tier within a context (MIG slices too)
+    hit = ctx.tier_memo.get(key)
+    if hit is None:
+        hit = ctx.tier_memo[key] = tuple(
+            other
+            for other in ctx.recommendable
+            if other.price_per_hour < 0.9 * gpu.price_per_hour
+            and other.memory_gib < gpu.memory_gib
+            and _same_interconnect(tp, gpu, other)
+            and _same_precision(weights, other)
+        )
+    return hit
 
 
 def _same_interconnect(tp: int, current: GpuSpec, other: GpuSpec) -> bool:
@@ -65,10 +81,9 @@ def _same_interconnect(tp: int, current: GpuSpec, other: GpuSpec) -> bool:
     return other.nvlink_domain_gpus >= tp or current.nvlink_domain_gpus < tp
 
 
-def _same_precision(s: Serving, other: GpuSpec) -> bool:
+def _same_precision(weights: str, other: GpuSpec) -> bool:
     """bf16 weights on a GPU without bf16 (Volta, Turing) run converted to fp16: not the same config.
     FP8 weights need FP8 tensor cores to run as configured."""
-    weights = s.precision.weights if s.precision else "bf16"
     if weights == "bf16":
         return other.supports_bf16
     if weights == "fp8":
