@@ -10,7 +10,7 @@ from placement.engines import EngineConfig
 from placement.engines.defaults import Precision, default_max_model_len, precision, setup_for
 from placement.memory import GIB, MemoryEstimate, ServingSetup, estimate, weight_bytes_per_rank
 from placement.models import ModelArch, ModelCatalog, Resolved
-from placement.workload import GpuContainer, Workload
+from placement.workload import ANNOTATION_PREFIX, GpuContainer, Workload
 
 _DTYPE_ANNOTATION = {"bf16": None, "fp16": None, "fp8": "fp8", "int8": "int8", "int4": "int4"}
 
@@ -79,18 +79,22 @@ class Serving:
 
 def resolve(workload: Workload, container: GpuContainer, models: ModelCatalog) -> Serving:
     engine = container.engine or EngineConfig(engine="annotations")
-    model_name = workload.annotation("model") or engine.model
-    params = workload.annotation("params")
+    # Most workloads carry no gpuplace.io annotations: then none of the five lookups below can hit.
+    annotated = bool(workload.annotations) and any(
+        k.startswith(ANNOTATION_PREFIX) for k in workload.annotations
+    )
+    model_name = (annotated and workload.annotation("model")) or engine.model
+    params = annotated and workload.annotation("params")
     resolved = models.resolve(model_name) if model_name else None
     if resolved is None and params:
         resolved = models.resolve(f"{model_name or 'model'}-{params}")
-    max_len = _int_annotation(workload, "max-model-len") or engine.max_model_len
-    max_seqs = _int_annotation(workload, "max-num-seqs") or engine.max_num_seqs
+    max_len = (annotated and _int_annotation(workload, "max-model-len")) or engine.max_model_len
+    max_seqs = (annotated and _int_annotation(workload, "max-num-seqs")) or engine.max_num_seqs
     serving = Serving(workload, container, engine, model_name, resolved, None, max_len, max_seqs)
     if resolved is None:
         serving.unresolved_reason = _why_unresolved(container, engine, model_name)
         return serving
-    dtype = workload.annotation("dtype")
+    dtype = workload.annotation("dtype") if annotated else None
     override = _DTYPE_ANNOTATION.get(dtype.lower()) if dtype else None
     serving.precision = precision(engine, resolved.arch.dtype, resolved.quant, override)
     if dtype and dtype.lower() in {"bf16", "fp16"}:

@@ -13,7 +13,7 @@ from placement.catalog import GpuSpec, MigProfile
 from placement.checks.settings import CheckContext
 from placement.engines.defaults import Precision
 from placement.findings import Code, Finding, Severity, gib
-from placement.memory import MemoryEstimate
+from placement.memory import GIB, MemoryEstimate
 from placement.serving import Serving
 
 MAX_TP = 8  # one node's NVLink domain on HGX-class nodes; beyond it is a multi-node deployment
@@ -167,11 +167,13 @@ def tier_candidates(s: Serving, ctx: CheckContext) -> tuple[list[GpuSpec], bool]
 def fit_findings(s: Serving, ctx: CheckContext) -> tuple[list[Finding], Fitting]:
     """oom-risk findings, and the tiers that fit (by id, with their estimates) for the checks after."""
     candidates, pinned = tier_candidates(s, ctx)
+    if not pinned:
+        fitting = _fitting_tiers(s, candidates)
+        failing = [gpu for gpu in candidates if gpu.id not in fitting]
+        return _unpinned(s, ctx, candidates, fitting, failing), fitting
     estimates = {gpu.id: s.estimate(gpu) for gpu in candidates}
     fitting = {gpu.id: (gpu, estimates[gpu.id]) for gpu in candidates if estimates[gpu.id].fits}
     failing = [gpu for gpu in candidates if gpu.id not in fitting]
-    if not pinned:
-        return _unpinned(s, ctx, candidates, fitting, failing), fitting
     out: list[Finding] = []
     if not fitting:
         gpu = max(failing, key=lambda g: g.usable_gib)  # the best chance among the allowed tiers
@@ -189,6 +191,21 @@ def fit_findings(s: Serving, ctx: CheckContext) -> tuple[list[Finding], Fitting]
                 )
             )
     return out, fitting
+
+
+def _fitting_tiers(s: Serving, candidates: list[GpuSpec]) -> Fitting:
+    """The candidates that fit, largest first so that the weights per GPU (the same on every tier at one TP
+    and precision) are known early: a tier with less memory in all is passed over without an estimate."""
+    fitting: Fitting = {}
+    weights = 0.0
+    for gpu in sorted(candidates, key=lambda g: -g.usable_gib):
+        if gpu.usable_gib * GIB <= weights:
+            break  # this and every smaller tier
+        est = s.estimate(gpu)
+        weights = est.weights_bytes
+        if est.fits:
+            fitting[gpu.id] = (gpu, est)
+    return {gpu.id: fitting[gpu.id] for gpu in candidates if gpu.id in fitting}  # in the candidates' order
 
 
 def _deny_severity(s: Serving, est: MemoryEstimate) -> Severity:
@@ -287,7 +304,7 @@ def suggest_fix(s: Serving, ctx: CheckContext, gpu: GpuSpec, est: MemoryEstimate
     tp_fix = _more_tp(s, gpu, setup.tp)
     if tp_fix:
         options.append(f"tp>={tp_fix} on {gpu_label(gpu)}")
-    other = _cheapest_other_tier(s, ctx, gpu, setup.tp)
+    other = _cheapest_other_tier(s, ctx, gpu, est)
     if other is not None and other.id != gpu.id:
         options.append(f"tp={setup.tp} on {gpu_label(other)}")
     if (
@@ -313,9 +330,19 @@ def _more_tp(s: Serving, gpu: GpuSpec, tp: int) -> int | None:
     return None
 
 
-def _cheapest_other_tier(s: Serving, ctx: CheckContext, current: GpuSpec, tp: int) -> GpuSpec | None:
-    # Tiers come cheapest first: the first that fits is the cheapest.
-    return next((g for g in ctx.recommendable if g.id != current.id and s.estimate(g, tp=tp).fits), None)
+def _cheapest_other_tier(
+    s: Serving, ctx: CheckContext, current: GpuSpec, est: MemoryEstimate
+) -> GpuSpec | None:
+    # Tiers come cheapest first: the first that fits is the cheapest. At the same TP and precision every
+    # tier holds the same weights per GPU, so one with less memory in all cannot fit: no estimate for it.
+    for g in ctx.recommendable:
+        if (
+            g.id != current.id
+            and g.usable_gib * GIB > est.weights_bytes
+            and s.estimate(g, tp=est.setup.tp).fits
+        ):
+            return g
+    return None
 
 
 def _fits_with(s: Serving, gpu: GpuSpec, prec: Precision) -> bool:
