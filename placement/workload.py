@@ -86,8 +86,11 @@ class Workload:
 
 def object_ref(obj: Mapping[str, Any]) -> ObjectRef:
     meta = obj.get("metadata") or {}
+    kind, name = obj.get("kind", ""), meta.get("name", "")
     return ObjectRef(
-        kind=str(obj.get("kind", "")), name=str(meta.get("name", "")), namespace=meta.get("namespace")
+        kind if type(kind) is str else str(kind),
+        name if type(name) is str else str(name),
+        meta.get("namespace"),
     )
 
 
@@ -223,10 +226,11 @@ def tier_pin(spec: Mapping[str, Any], annotations: Mapping[str, str], catalog: G
     if TIER_ANNOTATION in annotations:
         values = [v.strip() for v in annotations[TIER_ANNOTATION].split(",") if v.strip()]
         return _pin([(TIER_ANNOTATION, v) for v in values], catalog, f"annotation {TIER_ANNOTATION}")
-    selector = _str_map(spec.get("nodeSelector"))
-    for key in TIER_LABEL_KEYS:
-        if key in selector:
-            return _pin([(key, selector[key])], catalog, f"nodeSelector {key}")
+    selector = spec.get("nodeSelector")
+    if selector and isinstance(selector, Mapping):
+        for key in TIER_LABEL_KEYS:
+            if selector.get(key) is not None:
+                return _pin([(key, str(selector[key]))], catalog, f"nodeSelector {key}")
     pairs = _affinity_tier_values(spec)
     if pairs:
         return _pin(pairs, catalog, f"nodeAffinity {pairs[0][0]}")

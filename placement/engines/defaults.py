@@ -118,19 +118,20 @@ def setup_for(
     else:
         fraction = fraction or 0.9  # --gpu-memory-utilization default
         seqs, tokens = _vllm_batch_defaults(cfg, usable_gib, max_model_len, seqs, tokens)
+    # Positional, in ServingSetup's field order: this runs for every estimate of every review.
     return ServingSetup(
-        engine=cfg.engine if cfg.engine in {"sglang", "tgi", "trtllm"} else "vllm",
-        usable_gib=usable_gib,
-        mem_fraction=fraction,
-        weight_dtype=prec.weights,
-        kv_dtype=prec.kv,
-        max_model_len=max_model_len,
-        max_num_seqs=seqs,
-        max_num_batched_tokens=tokens,
-        tp=tp,
-        pp=cfg.pp,
-        enforce_eager=cfg.enforce_eager,
-        native_mxfp4_experts=prec.native_mxfp4_experts,
+        cfg.engine if cfg.engine in {"sglang", "tgi", "trtllm"} else "vllm",  # engine
+        usable_gib,
+        fraction,  # mem_fraction
+        prec.weights,  # weight_dtype
+        prec.kv,  # kv_dtype
+        max_model_len,
+        seqs,  # max_num_seqs
+        tokens,  # max_num_batched_tokens
+        tp,
+        cfg.pp,
+        cfg.enforce_eager,
+        prec.native_mxfp4_experts,
     )
 
 
