@@ -18,6 +18,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from webhook.admission import Request, ReviewError, allow, deny, parse_review
+from webhook.budget import Budget
 from webhook.metrics import Metrics
 from webhook.validate import Outcome, Reviewer
 
@@ -26,18 +27,25 @@ SKIPPED = "gpuplace: check skipped ({why}); see the gpuplace webhook logs"
 
 REVIEWER = web.AppKey("reviewer", Reviewer)
 METRICS = web.AppKey("metrics", Metrics)
+BUDGET = web.AppKey("budget", Budget)
 
 
 def make_app(reviewer: Reviewer, metrics: Metrics | None = None) -> web.Application:
     app = web.Application(client_max_size=reviewer.cfg.max_body_bytes)
     app[REVIEWER] = reviewer
     app[METRICS] = metrics or Metrics()
+    app[BUDGET] = Budget(reviewer.cfg.timeout_budget_s)
+    app.on_cleanup.append(_close_budget)
     app.router.add_post("/validate", validate_handler)
     app.router.add_post("/mutate", mutate_handler)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", healthz)
     app.router.add_get("/metrics", metrics_handler)
     return app
+
+
+async def _close_budget(app: web.Application) -> None:
+    await app[BUDGET].close()
 
 
 async def healthz(_request: web.Request) -> web.Response:
@@ -73,15 +81,17 @@ async def _review(request: web.Request, endpoint: str, step: Step) -> web.Respon
         metrics.requests.labels(endpoint, "", "malformed").inc()
         log.warning("%s: malformed review: %s", endpoint, exc)
         return web.json_response({"error": f"malformed AdmissionReview: {exc}"}, status=400)
-    budget = app[REVIEWER].cfg.timeout_budget_s
+    budget = app[BUDGET]
+    # The checks are CPU-bound and quick; what the budget must cut short is an awaited API read.
+    task = budget.enter()
     try:
-        # asyncio.timeout, not wait_for: no extra task and loop round trips per review. The checks are
-        # CPU-bound and quick; what the budget must cut short is an awaited API read.
-        async with asyncio.timeout(budget):
-            answer = await step(app, req)
+        answer = await step(app, req)
         outcome = "ok"
-    except TimeoutError:
-        answer, outcome = _skipped(req, f"timed out after {budget:g}s", endpoint), "timeout"
+    except asyncio.CancelledError:
+        if not budget.leave(task):
+            raise  # not the budget's doing (shutdown)
+        answer = _skipped(req, f"timed out after {budget.seconds:g}s", endpoint)
+        outcome = "timeout"
         metrics.skipped.labels(endpoint, "timeout").inc()
         log.error(
             "%s %s %s/%s uid=%s: timed out after %gs; allowed",
@@ -90,7 +100,7 @@ async def _review(request: web.Request, endpoint: str, step: Step) -> web.Respon
             req.object_namespace,
             req.object_name,
             req.uid,
-            budget,
+            budget.seconds,
         )
     except Exception:
         answer, outcome = _skipped(req, "internal error", endpoint), "error"
@@ -103,6 +113,8 @@ async def _review(request: web.Request, endpoint: str, step: Step) -> web.Respon
             req.object_name,
             req.uid,
         )
+    finally:
+        budget.leave(task)
     elapsed = time.perf_counter() - started
     after_answer(_count_request, metrics, endpoint, req.kind, outcome, elapsed)
     return web.Response(body=orjson.dumps(answer), content_type="application/json")
