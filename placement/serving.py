@@ -3,7 +3,7 @@ arguments, the model catalog, the name), in which precision, with which engine s
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from placement.catalog import GpuSpec
 from placement.engines import EngineConfig
@@ -29,10 +29,11 @@ class Serving:
     explicit_max_num_seqs: int | None
     unresolved_reason: str = ""
     notes: list[str] = field(default_factory=list)
+    # The resolved architecture, kept as a field: every check and estimate reads it, several times each.
+    arch: ModelArch | None = field(init=False, repr=False)
 
-    @property
-    def arch(self) -> ModelArch | None:
-        return self.resolved.arch if self.resolved else None
+    def __post_init__(self) -> None:
+        self.arch = self.resolved.arch if self.resolved else None
 
     @property
     def resolved_estimated(self) -> bool:
@@ -72,8 +73,8 @@ class Serving:
     def weights_total_gib(self) -> float:
         """Bytes of the whole model at the served precision: what a cold start has to load."""
         assert self.arch is not None and self.precision is not None
-        one = replace(self.engine, tp=1, pp=1)
-        setup = setup_for(one, self.precision, 1000.0, 1, 1)
+        # One rank holding it all: tp=1 and pp=1 (a NamedTuple _replace, not a copy of the engine config).
+        setup = setup_for(self.engine, self.precision, 1000.0, 1, 1, tp=1)._replace(pp=1)
         return weight_bytes_per_rank(self.arch, setup) / GIB
 
 

@@ -310,7 +310,7 @@ def _words(value: Any, where: Callable[[str], str], leaf: str) -> tuple[str, ...
         return ()
     if type(value) is not list:
         value = _list(value, where(leaf))
-    return tuple(v if type(v) is str else str(v) for v in value)
+    return tuple(map(str, value))
 
 
 def _str_map(value: Any) -> dict[str, str]:

@@ -110,7 +110,7 @@ def expand_argv(argv: list[str], env: Mapping[str, str | None]) -> list[str]:
         value = env[name]
         return UNKNOWN if value is None else value
 
-    if any("$(" in word for word in argv):
+    if "$(" in "\x00".join(argv):  # one scan in C; the separator keeps "$" + "(" of two words apart
         argv = [_VAR_REF.sub(sub, word) if "$(" in word else word for word in argv]
     return _unwrap_shell(argv)
 
