@@ -246,3 +246,15 @@ def test_is_number_agrees_with_float(word: str) -> None:
     except ValueError:
         expected = False
     assert _is_number(word) is expected
+
+
+@pytest.mark.parametrize(
+    ("args", "chunked"),
+    [
+        (("--enable-chunked-prefill", "--no-enable-chunked-prefill"), False),
+        (("--no-enable-chunked-prefill", "--enable-chunked-prefill"), True),
+    ],
+)
+def test_of_two_flags_setting_one_setting_the_later_on_the_command_line_wins(args, chunked) -> None:
+    cfg = parse_container(c(["vllm", "serve", "m"], args, image="vllm/vllm-openai:v0.6.4"))
+    assert cfg is not None and cfg.chunked_prefill is chunked

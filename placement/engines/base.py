@@ -76,9 +76,11 @@ class EngineConfig:
     flags: dict[str, str] = field(default_factory=dict)  # every flag seen, normalised name -> value
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Container:
-    """The parts of a Kubernetes container an engine parser reads. Env values from valueFrom are None."""
+    """The parts of a Kubernetes container an engine parser reads. Env values from valueFrom are None.
+    Read-only by convention, not frozen: one is built per container of every review, and a frozen
+    dataclass pays a guarded `object.__setattr__` per field."""
 
     name: str
     image: str = ""
@@ -90,7 +92,7 @@ class Container:
     argv: list[str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "argv", expand_argv([*self.command, *self.args], self.env))
+        self.argv = expand_argv([*self.command, *self.args], self.env)
 
 
 UNKNOWN = "\x00unknown\x00"  # stands for a value from valueFrom after $(VAR) expansion
@@ -278,12 +280,14 @@ def choice_setting(attr: str, choices: set[str], name: str = "") -> Setting:
 def apply_settings(flags: Mapping[str, str], cfg: EngineConfig, table: Mapping[str, Setting]) -> None:
     """Set every attribute the table maps a given flag to; a value that fails to parse leaves the default
     in place and is recorded in `cfg.problems` (or `cfg.unknown` for valueFrom)."""
-    # In the table's order (a later row wins when two flags set one attribute); only the rows of the flags
-    # given are read: a command line names a few of the dozen or so settings.
-    for flag, setting in table.items():
-        if flag not in flags:
+    # In command-line order: when two flags set one attribute (`--enable-chunked-prefill` and
+    # `--no-enable-chunked-prefill`) the later wins, as with the engines' own argument parsers. A command
+    # line names a few of the dozen or so settings, so the flags given are walked, not the table.
+    for flag, value in flags.items():
+        setting = table.get(flag)
+        if setting is None:
             continue
-        value, name = flags[flag], setting.name or flag
+        name = setting.name or flag
         parsed: object
         if setting.kind == "int":
             parsed = parse_int(value, name, cfg, minimum=setting.minimum)

@@ -57,6 +57,8 @@ def detect(container: Container) -> bool:
 
 
 def _serve_index(argv: list[str]) -> int | None:
+    if "serve" not in argv:
+        return None  # one scan in C: most command lines are the image's entrypoint with flags
     for i, word in enumerate(argv[:-1]):
         if word.rsplit("/", 1)[-1] == "vllm" and argv[i + 1] == "serve":
             return i + 2
