@@ -99,17 +99,15 @@ class Finding:
     container: str | None = None
     severity: Severity | None = None  # None: the code's default; set by severity overrides
     figures: Mapping[str, Any] = field(default_factory=dict)
-    # The one-line text kubectl shows. Worked out with the finding: every finding's message is read
-    # (denial, warnings, audit annotations, logs), and a lazily cached attribute costs more than the text.
+    # Worked out with the finding, both read for every finding of every review (decision, warnings, audit
+    # annotations, metrics, logs): the one-line text kubectl shows, and the severity that applies.
     message: str = field(init=False, repr=False, compare=False)
+    effective_severity: Severity = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         subject = self.obj.short + (f" container {self.container}" if self.container else "")
         object.__setattr__(self, "message", one_line(f"gpuplace[{self.code}]: {subject} {self.detail}"))
-
-    @property
-    def effective_severity(self) -> Severity:
-        return self.severity or DEFAULT_SEVERITY[self.code]
+        object.__setattr__(self, "effective_severity", self.severity or DEFAULT_SEVERITY[self.code])
 
     def with_severity(self, severity: Severity) -> Finding:
         return Finding(self.code, self.obj, self.detail, self.container, severity, self.figures)
@@ -134,6 +132,8 @@ def one_line(text: str, limit: int = MAX_MESSAGE_CHARS) -> str:
 
 
 def apply_severity_overrides(findings: list[Finding], overrides: Mapping[str, Severity]) -> list[Finding]:
+    if not overrides:
+        return findings
     return [f.with_severity(overrides[f.code]) if f.code in overrides else f for f in findings]
 
 

@@ -84,22 +84,20 @@ class MemoryEstimate:
     outside_budget_bytes: float  # what must fit in usable - budget (vLLM) for context and graphs
     headroom_bytes: float  # usable - budget
     notes: tuple[str, ...] = field(default_factory=tuple)
+    # The verdicts, worked out once with the (memoised) estimate: every check of every review reads them.
+    weights_fit: bool = field(init=False)
+    sequence_fits: bool = field(init=False)
+    headroom_fits: bool = field(init=False)
+    fits: bool = field(init=False)
 
-    @property
-    def weights_fit(self) -> bool:
-        return self.weights_bytes < self.budget_bytes
-
-    @property
-    def sequence_fits(self) -> bool:
-        return self.kv_tokens >= self.setup.max_model_len
-
-    @property
-    def headroom_fits(self) -> bool:
-        return self.setup.engine != "vllm" or self.headroom_bytes >= self.outside_budget_bytes
-
-    @property
-    def fits(self) -> bool:
-        return self.weights_fit and self.sequence_fits and self.headroom_fits
+    def __post_init__(self) -> None:
+        weights = self.weights_bytes < self.budget_bytes
+        sequence = self.kv_tokens >= self.setup.max_model_len
+        headroom = self.setup.engine != "vllm" or self.headroom_bytes >= self.outside_budget_bytes
+        object.__setattr__(self, "weights_fit", weights)
+        object.__setattr__(self, "sequence_fits", sequence)
+        object.__setattr__(self, "headroom_fits", headroom)
+        object.__setattr__(self, "fits", weights and sequence and headroom)
 
     @property
     def max_len_that_fits(self) -> int:

@@ -29,25 +29,22 @@ class Serving:
     explicit_max_num_seqs: int | None
     unresolved_reason: str = ""
     notes: list[str] = field(default_factory=list)
-    # The resolved architecture, kept as a field: every check and estimate reads it, several times each.
+    # Derived once, kept as fields: every check and estimate reads them, several times each.
     arch: ModelArch | None = field(init=False, repr=False)
+    # True when the architecture is a guess from the name or a parameter count, not a config.
+    resolved_estimated: bool = field(init=False, repr=False)
+    # GPUs one serving instance spans (LeaderWorkerSet: group size x per-pod GPUs).
+    gpus_per_replica: int = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        self.arch = self.resolved.arch if self.resolved else None
-
-    @property
-    def resolved_estimated(self) -> bool:
-        """True when the architecture is a guess from the name or a parameter count, not a config."""
-        return self.resolved is not None and (self.resolved.arch.estimated or self.resolved.how == "name")
+        r = self.resolved
+        self.arch = r.arch if r else None
+        self.resolved_estimated = r is not None and (r.arch.estimated or r.how == "name")
+        self.gpus_per_replica = self.container.gpus * self.workload.group_size
 
     @property
     def gpus_per_pod(self) -> int:
         return self.container.gpus
-
-    @property
-    def gpus_per_replica(self) -> int:
-        """GPUs one serving instance spans (LeaderWorkerSet: group size x per-pod GPUs)."""
-        return self.container.gpus * self.workload.group_size
 
     def max_model_len(self) -> int:
         if self.explicit_max_model_len:

@@ -118,7 +118,9 @@ def _from_template(
     obj: Mapping[str, Any], path: tuple[str, ...] | None, catalog: GpuCatalog, replicas: int | None
 ) -> Workload:
     template = obj if path is None else _dig(obj, path, "a pod template")
-    spec = _mapping(template.get("spec"), _where(path, "spec"))
+    spec = template.get("spec")
+    if type(spec) is not dict:
+        spec = _mapping(spec, _where(path, "spec"))
     meta = _mapping_or_empty(template.get("metadata"), path, "metadata")
     obj_meta = _mapping_or_empty(obj.get("metadata"), None, "metadata")
     annotations = _str_map(obj_meta.get("annotations"))

@@ -31,15 +31,24 @@ class Decision:
 
 
 def decide(findings: Sequence[Finding], mode: str) -> Decision:
+    if not findings:
+        return Decision(True)
     audit = audit_annotations(findings)
     if mode == "audit":
         return Decision(True, audit=audit)
-    ranked = sorted(findings, key=lambda f: -f.effective_severity.rank)
-    errors = [f for f in ranked if f.effective_severity == Severity.ERROR]
+    # Messages by severity, each in the checks' order: errors, then warnings, then info.
+    errors: list[str] = []
+    others: list[str] = []
+    info: list[str] = []
+    for f in findings:
+        severity = f.effective_severity
+        (errors if severity == Severity.ERROR else info if severity == Severity.INFO else others).append(
+            f.message
+        )
+    others += info
     if mode == "enforce" and errors:
-        others = [f.message for f in ranked if f.effective_severity != Severity.ERROR]
-        return Decision(False, " ".join(f.message for f in errors), others[:MAX_WARNINGS], audit)
-    return Decision(True, warnings=[f.message for f in ranked][:MAX_WARNINGS], audit=audit)
+        return Decision(False, " ".join(errors), others[:MAX_WARNINGS], audit)
+    return Decision(True, warnings=(errors + others)[:MAX_WARNINGS], audit=audit)
 
 
 def audit_annotations(findings: Sequence[Finding]) -> dict[str, str]:

@@ -43,8 +43,9 @@ def check_serving(s: Serving, ctx: CheckContext) -> list[Finding]:
     if s.resolved is None:
         return unknown_model(s)
     invalid = config_invalid(s) or tier_invalid(s, ctx)
-    if any(f.effective_severity == Severity.ERROR for f in invalid):
-        return invalid  # memory figures of a config the engine rejects would only add noise
+    for f in invalid:
+        if f.effective_severity == Severity.ERROR:
+            return invalid  # memory figures of a config the engine rejects would only add noise
     pin = s.workload.tier
     if pin.unknown_values and not pin.pinned and not s.container.mig_profile:
         return [*invalid, _unknown_tier(s)]  # pinned to a GPU gpuplace does not know: no judgement on a guess
@@ -54,7 +55,11 @@ def check_serving(s: Serving, ctx: CheckContext) -> list[Finding]:
         out.append(_estimated_note(s))
     if not fitting or not (s.workload.tier.pinned or s.container.mig_profile):
         return out
-    gpu, est = min(fitting.values(), key=lambda ge: ge[0].price_per_hour)
+    gpu, est = (
+        next(iter(fitting.values()))  # the common case: one pinned tier
+        if len(fitting) == 1
+        else min(fitting.values(), key=lambda ge: ge[0].price_per_hour)
+    )
     out.extend(kv_starved(s, ctx, gpu, est))
     out.extend(tier_findings(s, ctx, gpu, est))
     out.extend(batch_size(s, ctx, gpu, est))
