@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections import OrderedDict
 from collections.abc import Mapping
@@ -91,7 +90,7 @@ class Reviewer:
         return await self._findings(obj, namespace)
 
     def _remember(self, key: bytes, found: list[Finding]) -> None:
-        if self.cfg.findings_cache_size <= 0:
+        if self.cfg.findings_cache_size <= 0 or len(key) > MAX_KEY_BYTES:
             return
         self._cache[key] = tuple(found)
         while len(self._cache) > self.cfg.findings_cache_size:
@@ -165,9 +164,16 @@ def _workload(obj: Mapping[str, Any], ctx: CheckContext) -> Workload | None:
         return None
 
 
+# Objects whose key (the JSON of what the checks read) is longer are judged every time, not remembered:
+# a pod spec is a few KiB, so the cache stays within a few MiB at its default size.
+MAX_KEY_BYTES = 64 * 1024
+
+
 def content_key(obj: Mapping[str, Any], namespace: str | None) -> bytes:
-    """Digest of everything the workload checks can read: kind, name, labels, annotations and spec; not
-    uid, resourceVersion, timestamps or managedFields, which differ between a dry run and the apply."""
+    """Everything the workload checks can read, as JSON: kind, name, labels, annotations and spec; not
+    uid, resourceVersion, timestamps or managedFields, which differ between a dry run and the apply.
+    The JSON itself is the key, not a digest of it: a dict compares it exactly, and no hash library
+    runs per review."""
     meta = obj.get("metadata") or {}
     parts = [
         obj.get("apiVersion"),
@@ -178,7 +184,7 @@ def content_key(obj: Mapping[str, Any], namespace: str | None) -> bytes:
         meta.get("annotations"),
         obj.get("spec"),
     ]
-    return hashlib.blake2b(orjson.dumps(parts, default=str), digest_size=16).digest()
+    return orjson.dumps(parts, default=str)
 
 
 def _unchanged(req: Request, ctx: CheckContext) -> bool:

@@ -35,3 +35,27 @@ async def test_the_same_object_seen_again_is_answered_from_the_findings_cache(mo
         assert calls == ["llama-8b", "llama-8b"]
     finally:
         await c.close()
+
+
+async def test_an_object_too_large_to_remember_is_judged_every_time(monkeypatch):
+    import webhook.validate as validate
+
+    calls: list[str] = []
+    real = validate.check_workload
+
+    def counting(workload, ctx):  # type: ignore[no-untyped-def]
+        calls.append(workload.ref.name)
+        return real(workload, ctx)
+
+    monkeypatch.setattr(validate, "check_workload", counting)
+    big = copy.deepcopy(MISPLACED)
+    big["metadata"]["annotations"] = {"example.com/blob": "x" * validate.MAX_KEY_BYTES}
+    reviewer = Reviewer(WebhookConfig(), CTX, None, "gpuplace-system")
+    c = await client_for(reviewer)
+    try:
+        first = await post(c, "/validate", review(copy.deepcopy(big)))
+        second = await post(c, "/validate", review(copy.deepcopy(big)))
+        assert first["warnings"] == second["warnings"] and calls == ["llama-8b", "llama-8b"]
+        assert not reviewer._cache
+    finally:
+        await c.close()
