@@ -202,8 +202,9 @@ def _gpu_container(raw: Any, index: int, path: tuple[str, ...] | None) -> GpuCon
     resources = c.get("resources") or {}
     if type(resources) is not dict:
         resources = _mapping(resources, where(".resources"))
-    limits = _str_map(resources.get("requests"))
-    limits.update(_str_map(resources.get("limits")))
+    limits = _str_map(resources.get("limits"))
+    if resources.get("requests"):  # a limit wins over the request of the same resource
+        limits = {**_str_map(resources["requests"]), **limits}
     gpus = _quantity_int(limits.get(GPU_RESOURCE, "0"), where, GPU_RESOURCE)
     mig = None
     for key in limits:
@@ -211,12 +212,13 @@ def _gpu_container(raw: Any, index: int, path: tuple[str, ...] | None) -> GpuCon
             mig = key[len(MIG_PREFIX) :]
             gpus += _quantity_int(limits[key], where, key)
             break
+    command, args, env = c.get("command"), c.get("args"), c.get("env")
     container = Container(
         name=name,
         image=str(c.get("image") or ""),
-        command=_words(c.get("command"), where, ".command"),
-        args=_words(c.get("args"), where, ".args"),
-        env=_env(c.get("env"), where),
+        command=_words(command, where, ".command") if command else (),
+        args=_words(args, where, ".args") if args else (),
+        env=_env(env, where) if env else {},
     )
     engine = parse_container(container) if (gpus or mig) else None
     cpu = limits.get("cpu")
@@ -322,11 +324,16 @@ def _str_map(value: Any) -> dict[str, str]:
             return {}
     elif not value:
         return {}
+    elif _ONLY_STR.issuperset(map(type, value.values())) and _ONLY_STR.issuperset(map(type, value)):
+        return dict(value)  # what the API server sends: all strings, copied in C
     return {
         k if type(k) is str else str(k): v if type(v) is str else str(v)
         for k, v in value.items()
         if v is not None
     }
+
+
+_ONLY_STR = frozenset({str})
 
 
 def _env(value: Any, where: Callable[[str], str]) -> dict[str, str | None]:

@@ -43,10 +43,14 @@ def unknown_model(s: Serving) -> list[Finding]:
 
 def config_invalid(s: Serving) -> list[Finding]:
     """What would make the engine refuse to start, before any memory is considered."""
-    out = [
-        finding(s, Code.CONFIG_INVALID, f"{s.engine.engine} would refuse to start: {p}.")
-        for p in s.engine.problems
-    ]
+    out = (
+        [
+            finding(s, Code.CONFIG_INVALID, f"{s.engine.engine} would refuse to start: {p}.")
+            for p in s.engine.problems
+        ]
+        if s.engine.problems
+        else []
+    )
     eng, arch = s.engine, s.arch
     need = eng.tp * eng.pp
     if s.engine.engine != "annotations" and need > s.gpus_per_replica and not s.container.mig_profile:
@@ -168,12 +172,17 @@ def fit_findings(s: Serving, ctx: CheckContext) -> tuple[list[Finding], Fitting]
     """oom-risk findings, and the tiers that fit (by id, with their estimates) for the checks after."""
     candidates, pinned = tier_candidates(s, ctx)
     if not pinned:
-        fitting = _fitting_tiers(s, candidates)
-        failing = [gpu for gpu in candidates if gpu.id not in fitting]
-        return _unpinned(s, ctx, candidates, fitting, failing), fitting
-    estimates = {gpu.id: s.estimate(gpu) for gpu in candidates}
-    fitting = {gpu.id: (gpu, estimates[gpu.id]) for gpu in candidates if estimates[gpu.id].fits}
-    failing = [gpu for gpu in candidates if gpu.id not in fitting]
+        fits = _fitting_tiers(s, candidates)
+        return _unpinned(s, ctx, candidates, fits, [g for g in candidates if g.id not in fits]), fits
+    estimates: dict[str, MemoryEstimate] = {}
+    fitting: Fitting = {}
+    failing: list[GpuSpec] = []
+    for gpu in candidates:
+        est = estimates[gpu.id] = s.estimate(gpu)
+        if est.fits:
+            fitting[gpu.id] = (gpu, est)
+        else:
+            failing.append(gpu)
     out: list[Finding] = []
     if not fitting:
         gpu = max(failing, key=lambda g: g.usable_gib)  # the best chance among the allowed tiers

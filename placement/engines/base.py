@@ -114,7 +114,7 @@ def expand_argv(argv: list[str], env: Mapping[str, str | None]) -> list[str]:
 
     if "$(" in "\x00".join(argv):  # one scan in C; the separator keeps "$" + "(" of two words apart
         argv = [_VAR_REF.sub(sub, word) if "$(" in word else word for word in argv]
-    return _unwrap_shell(argv)
+    return _unwrap_shell(argv) if argv and argv[0] in _SHELLS else argv
 
 
 def _unwrap_shell(argv: list[str]) -> list[str]:
