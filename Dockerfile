@@ -40,6 +40,7 @@ RUN --mount=type=secret,id=pip_cert \
 # pip, setuptools and the numpy/pandas test suites (~60 MB) do not go into the image.
 COPY pyproject.toml README.md ./
 COPY placement ./placement
+COPY common ./common
 COPY webhook ./webhook
 COPY extender ./extender
 COPY gpuplace ./gpuplace

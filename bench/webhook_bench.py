@@ -195,7 +195,7 @@ def main() -> int:
     if args.serve_floor:
         serve_floor(int(args.serve_floor[0]), args.serve_floor[1], args.serve_floor[2])
         return 0
-    from gpuplace.config import WebhookConfig
+    from common.config import WebhookConfig
     from webhook.certs import issue, write
 
     tmp = Path(tempfile.mkdtemp(prefix="gpuplace-bench-"))

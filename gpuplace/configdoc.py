@@ -9,11 +9,11 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from gpuplace.config import ENV_PREFIX, Config
+from common.config import ENV_PREFIX, Config
 
 HEADER = """# Configuration reference
 
-Generated from `gpuplace/config.py` by `python -m gpuplace.configdoc > docs/configuration.md` (a test fails
+Generated from `common/config.py` by `python -m gpuplace.configdoc > docs/configuration.md` (a test fails
 when this file is stale). One YAML file (`--config FILE` or `$GPUPLACE_CONFIG`; in-cluster the
 `gpuplace-config` ConfigMap), validated at start: an unknown key or a bad value stops the process with a
 one-line error naming the field. Scalar fields can be overridden by environment variables named

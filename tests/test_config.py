@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from gpuplace.config import ConfigError, load_config
+from common.config import ConfigError, load_config
 from placement.checks import check_objects
 from tests.manifests import L40S, vllm
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 import io
 import logging
 
-from gpuplace.logs import BatchedStreamHandler, batch_root_logging
+from common.logs import BatchedStreamHandler, batch_root_logging
 
 
 def _logger(handler: logging.Handler) -> logging.Logger:

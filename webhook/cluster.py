@@ -109,7 +109,7 @@ def kubernetes_reader(kubeconfig: str | None, timeout_s: float, ttl_s: float) ->
     """A reader on the official client: in-cluster config, else the given kubeconfig / $KUBECONFIG."""
     from kubernetes import client
 
-    from gpuplace.kube import configure
+    from common.kube import configure
 
     configure(kubeconfig)
     api = client.ApiClient()

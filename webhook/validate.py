@@ -10,7 +10,7 @@ from typing import Any
 
 import orjson
 
-from gpuplace.config import WebhookConfig
+from common.config import WebhookConfig
 from placement.autoscaling import Autoscaler, extract_autoscaler, is_autoscaler
 from placement.checks import CheckContext, check_autoscaler, check_workload, servings
 from placement.findings import Finding

@@ -10,8 +10,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from common.kube import configure
 from gpuplace.cli import EXIT_OK, UsageError
-from gpuplace.kube import configure
 
 log = logging.getLogger("gpuplace.certs")
 

@@ -7,8 +7,8 @@ import json
 import sys
 from collections import Counter
 
+from common.config import ConfigError, load_config
 from gpuplace.cli import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, UsageError
-from gpuplace.config import ConfigError, load_config
 from gpuplace.manifests import ManifestError, load_paths
 from placement.checks import check_objects
 from placement.findings import Severity, worst

@@ -6,8 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
+from common.config import ConfigError, load_config
 from gpuplace.cli import EXIT_FINDINGS, EXIT_OK, UsageError
-from gpuplace.config import ConfigError, load_config
 from placement.engines import EngineConfig
 from placement.engines.defaults import default_max_model_len, precision, setup_for
 from placement.memory import GIB, MemoryEstimate, ServingSetup, estimate

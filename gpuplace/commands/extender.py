@@ -11,9 +11,9 @@ import signal
 
 from pydantic import ValidationError
 
+from common.config import ConfigError, ExtenderConfig, load_config
+from common.logs import batch_root_logging
 from gpuplace.cli import EXIT_OK, UsageError
-from gpuplace.config import ConfigError, ExtenderConfig, load_config
-from gpuplace.logs import batch_root_logging
 
 HELP = """Serve GPU placement as a kube-scheduler extender: /filter, /prioritize and /bind (extender v1,
 nodeCacheCapable), plus /healthz, /readyz and /metrics.

@@ -18,8 +18,8 @@ from typing import Any
 
 import yaml
 
+from common.kube import configure
 from gpuplace.cli import EXIT_FINDINGS, EXIT_OK, UsageError
-from gpuplace.kube import configure
 from placement.catalog import default_gpu_catalog
 from placement.planner.batch import BatchOptions, BatchResult, plan_batch
 from placement.planner.defrag import DefragOptions, DefragResult, fragmentation_finding, plan_defrag

@@ -8,9 +8,9 @@ import logging
 import os
 from collections.abc import AsyncIterator
 
+from common.config import ConfigError, load_config
+from common.logs import batch_root_logging
 from gpuplace.cli import UsageError
-from gpuplace.config import ConfigError, load_config
-from gpuplace.logs import batch_root_logging
 
 log = logging.getLogger("gpuplace.webhook")
 

@@ -60,7 +60,7 @@ class ExtenderProcess:
 
     def log_lines(self, *needles: str, timeout: float = 5.0) -> list[str]:
         """Lines holding every needle, waiting for the first one: the extender writes its log in batches,
-        up to 0.2 s after the event (gpuplace/logs.py)."""
+        up to 0.2 s after the event (common/logs.py)."""
         deadline = time.monotonic() + timeout
         while True:
             lines = [line for line in self.logs().splitlines() if all(n in line for n in needles)]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import copy
 
-from gpuplace.config import WebhookConfig
+from common.config import WebhookConfig
 from tests.webhook.reviews import review
 from tests.webhook.test_server import CTX, MISPLACED, client_for, post
 from webhook.validate import Reviewer

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from gpuplace.config import WebhookConfig
+from common.config import WebhookConfig
 from placement.requirements import GPU_MEMORY_MIN, INPUTS_HASH, STAMPED
 from tests.webhook.reviews import review
 from tests.webhook.test_server import CTX, MISPLACED, _apply, client_for, post

@@ -13,7 +13,7 @@ import jsonpatch
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from gpuplace.config import WebhookConfig
+from common.config import WebhookConfig
 from placement.checks import CheckContext
 from placement.requirements import GPU_MEMORY_MIN, INPUTS_HASH, NVLINK
 from tests.manifests import H100, L40S, vllm

@@ -12,7 +12,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from gpuplace.config import WebhookConfig
+from common.config import WebhookConfig
 from tests.webhook.test_server import CTX
 from webhook.certs import Issued, issue, write
 from webhook.server import make_app
