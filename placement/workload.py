@@ -8,9 +8,10 @@ here judges; `placement.checks` does.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
+from placement import dra
 from placement.catalog import TIER_LABEL_KEYS, GpuCatalog, GpuSpec
 from placement.engines import Container, EngineConfig, parse_container
 from placement.findings import ObjectRef
@@ -46,6 +47,7 @@ class TierPin:
     gpus: tuple[GpuSpec, ...] = ()
     unknown_values: tuple[str, ...] = ()
     source: str = ""  # e.g. "nodeSelector nvidia.com/gpu.product"
+    reason: str = ""  # why the tier cannot be known (a DRA selector gpuplace cannot read, a missing claim)
 
     @property
     def pinned(self) -> bool:
@@ -75,6 +77,9 @@ class Workload:
     template_path: tuple[str, ...] | None = None  # where /mutate stamps annotations
     scheduler_name: str | None = None
     raw_template: Mapping[str, Any] = field(default_factory=dict)
+    # DRA firstAvailable: (choice label, the workload as that choice leaves it), in the user's order. The
+    # workload itself is the first choice (the allocator's preference). Empty: one way to get GPUs.
+    variants: tuple[tuple[str, Workload], ...] = ()
 
     @property
     def gpu_containers(self) -> list[GpuContainer]:
@@ -94,20 +99,23 @@ def object_ref(obj: Mapping[str, Any]) -> ObjectRef:
     )
 
 
-def extract(obj: Mapping[str, Any], catalog: GpuCatalog) -> Workload | None:
-    """The workload of an object, or None when the kind carries no pod template."""
+def extract(
+    obj: Mapping[str, Any], catalog: GpuCatalog, claims: dra.ClaimLookup | None = None
+) -> Workload | None:
+    """The workload of an object, or None when the kind carries no pod template. `claims` finds the
+    ResourceClaimTemplates and ResourceClaims a pod names (DRA); without it they are unknown."""
     kind = obj.get("kind")
     if kind == "InferenceService":
         return _inference_service(obj, catalog)
     if kind == "Service" and str(obj.get("apiVersion", "")).startswith("serving.knative.dev"):
-        return _from_template(obj, ("spec", "template"), catalog, replicas=None)
+        return _from_template(obj, ("spec", "template"), catalog, replicas=None, claims=claims)
     if not isinstance(kind, str) or kind not in TEMPLATE_PATHS:
         return None
     path = TEMPLATE_PATHS[kind]
     replicas = (
         _int_at(obj, ("spec", "replicas"), default=1) if kind in {"Deployment", "StatefulSet"} else None
     )
-    workload = _from_template(obj, path, catalog, replicas=replicas)
+    workload = _from_template(obj, path, catalog, replicas=replicas, claims=claims)
     if kind == "LeaderWorkerSet":
         workload.group_size = _int_at(obj, ("spec", "leaderWorkerTemplate", "size"), default=1) or 1
         workload.replicas = _int_at(obj, ("spec", "replicas"), default=1)
@@ -115,7 +123,11 @@ def extract(obj: Mapping[str, Any], catalog: GpuCatalog) -> Workload | None:
 
 
 def _from_template(
-    obj: Mapping[str, Any], path: tuple[str, ...] | None, catalog: GpuCatalog, replicas: int | None
+    obj: Mapping[str, Any],
+    path: tuple[str, ...] | None,
+    catalog: GpuCatalog,
+    replicas: int | None,
+    claims: dra.ClaimLookup | None = None,
 ) -> Workload:
     template = obj if path is None else _dig(obj, path, "a pod template")
     spec = template.get("spec")
@@ -129,7 +141,7 @@ def _from_template(
     raw_containers = spec.get("containers")
     if type(raw_containers) is not list:
         raw_containers = _list(raw_containers, "containers")
-    return Workload(
+    workload = Workload(
         ref=object_ref(obj),
         labels=_str_map(meta.get("labels")),
         annotations=annotations,
@@ -141,6 +153,57 @@ def _from_template(
         scheduler_name=spec.get("schedulerName"),
         raw_template=template,
     )
+    if spec.get("resourceClaims"):
+        _apply_claims(workload, spec, raw_containers, claims or _no_claims, catalog)
+    return workload
+
+
+def _no_claims(kind: str, name: str) -> str:
+    return f"{kind} {name} was not available to gpuplace"
+
+
+def _apply_claims(
+    workload: Workload,
+    spec: Mapping[str, Any],
+    raw_containers: list[Any],
+    claims: dra.ClaimLookup,
+    catalog: GpuCatalog,
+) -> None:
+    """GPUs a container gets through DRA claims: the count adds to its nvidia.com/gpu, and the claim's
+    selectors pin the tier (they say more directly than node labels which device the pod gets)."""
+    refs = dra.pod_claim_refs(spec)
+    label_tier, expand = workload.tier, None
+    for i, raw in enumerate(raw_containers):
+        devices = dra.container_devices(raw, refs, claims, catalog) if isinstance(raw, Mapping) else None
+        if not devices or not devices.alternatives:
+            continue
+        before = workload.containers[i]
+        if before.engine is None:
+            before.engine = parse_container(before.container)
+        if devices.alternatives[0].reason and before.engine is None and not before.gpus:
+            continue  # an unreadable claim on a container that runs no engine: maybe not a GPU at all
+        workload.containers[i], tier = _with_devices(before, devices.alternatives[0], label_tier)
+        workload.tier = tier
+        if len(devices.alternatives) > 1 and expand is None:
+            expand = (i, before, devices.alternatives)
+    if expand is not None:
+        i, before, alternatives = expand
+        variants = []
+        for alt in alternatives:
+            container, tier = _with_devices(before, alt, label_tier)
+            containers = list(workload.containers)
+            containers[i] = container
+            variants.append((alt.label, replace(workload, containers=containers, tier=tier, variants=())))
+        workload.variants = tuple(variants)
+
+
+def _with_devices(c: GpuContainer, alt: dra.Alternative, label_tier: TierPin) -> tuple[GpuContainer, TierPin]:
+    engine = c.engine
+    count = alt.count or (max(engine.tp * engine.pp, 1) if engine else 1)  # All / unknown: what it uses
+    container = replace(c, gpus=c.gpus + count, mig_profile=alt.mig_profile or c.mig_profile)
+    if alt.gpus or alt.unknown_values or alt.reason:
+        return container, TierPin(alt.gpus, alt.unknown_values, alt.source, alt.reason)
+    return container, label_tier
 
 
 def _inference_service(obj: Mapping[str, Any], catalog: GpuCatalog) -> Workload:

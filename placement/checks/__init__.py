@@ -4,15 +4,17 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from placement.autoscaling import Autoscaler, extract_autoscaler, is_autoscaler
 from placement.checks.autoscaling import autoscaler_findings
+from placement.checks.claims import claim_object_findings
 from placement.checks.fit import config_invalid, fit_findings, kv_starved, tier_invalid, unknown_model
 from placement.checks.settings import CheckContext, CheckSettings
 from placement.checks.throughput import batch_size, low_throughput
 from placement.checks.tier import tier_findings
+from placement.dra import ClaimIndex, is_claim_object
 from placement.findings import Code, Finding, Severity, apply_severity_overrides
 from placement.serving import Serving, resolve
 from placement.workload import Workload, WorkloadError, extract
@@ -24,6 +26,7 @@ __all__ = [
     "check_autoscaler",
     "check_objects",
     "check_workload",
+    "claim_object_findings",
     "servings",
 ]
 
@@ -33,10 +36,33 @@ def servings(workload: Workload, ctx: CheckContext) -> list[Serving]:
 
 
 def check_workload(workload: Workload, ctx: CheckContext) -> list[Finding]:
+    if workload.variants:
+        return apply_severity_overrides(check_variants(workload, ctx), ctx.settings.severity_overrides)
     out: list[Finding] = []
     for s in servings(workload, ctx):
         out.extend(check_serving(s, ctx))
     return apply_severity_overrides(out, ctx.settings.severity_overrides)
+
+
+def check_variants(workload: Workload, ctx: CheckContext) -> list[Finding]:
+    """DRA firstAvailable: the allocator takes the first choice it can satisfy, so the pod is denied only
+    when no choice can run it; a choice that cannot is a warning that names it."""
+    judged = [(label, check_workload(variant, ctx)) for label, variant in workload.variants]
+    failing = [label for label, found in judged if any(f.effective_severity == Severity.ERROR for f in found)]
+    all_fail = len(failing) == len(judged)
+    out: list[Finding] = []
+    seen: set[str] = set()
+    for label, found in judged:
+        for f in found:
+            if f.effective_severity == Severity.ERROR and not all_fail:
+                f = replace(f, detail=f"{f.detail} (firstAvailable {label}; another choice fits)",
+                            severity=Severity.WARNING)
+            elif label in failing and len(judged) > 1:
+                f = replace(f, detail=f"{f.detail} (firstAvailable {label})")
+            if f.message not in seen:
+                seen.add(f.message)
+                out.append(f)
+    return out
 
 
 def check_serving(s: Serving, ctx: CheckContext) -> list[Finding]:
@@ -47,6 +73,8 @@ def check_serving(s: Serving, ctx: CheckContext) -> list[Finding]:
         if f.effective_severity == Severity.ERROR:
             return invalid  # memory figures of a config the engine rejects would only add noise
     pin = s.workload.tier
+    if pin.reason and not pin.pinned:
+        return [*invalid, _unknown_tier(s)]
     if pin.unknown_values and not pin.pinned and not s.container.mig_profile:
         return [*invalid, _unknown_tier(s)]  # pinned to a GPU gpuplace does not know: no judgement on a guess
     out, fitting = fit_findings(s, ctx)
@@ -70,6 +98,14 @@ def check_serving(s: Serving, ctx: CheckContext) -> list[Finding]:
 def _unknown_tier(s: Serving) -> Finding:
     pin = s.workload.tier
     values = ", ".join(pin.unknown_values)
+    if pin.reason:
+        return Finding(
+            Code.UNKNOWN_MODEL,
+            s.workload.ref,
+            container=s.container.name,
+            detail=f"cannot size GPU memory: {pin.reason}.",
+            figures={"tier_unknown": pin.reason},
+        )
     return Finding(
         Code.UNKNOWN_MODEL,
         s.workload.ref,
@@ -114,9 +150,13 @@ def check_objects(objects: Sequence[Mapping[str, Any]], ctx: CheckContext) -> Ch
     """All findings for a set of objects; autoscalers are linked to workloads in the same set."""
     result = CheckResult()
     workloads: dict[tuple[str | None, str, str], Workload] = {}
+    claims = ClaimIndex(objects)  # DRA: the claim templates and claims the pods name, from the same input
     for index, obj in enumerate(objects):
         try:
-            workload = extract(obj, ctx.gpus)
+            if is_claim_object(obj):
+                result.findings.extend((index, f) for f in claim_object_findings(obj, ctx))
+                continue
+            workload = extract(obj, ctx.gpus, claims.lookup((obj.get("metadata") or {}).get("namespace")))
             if workload is None:
                 continue
             workloads[(workload.ref.namespace, workload.ref.kind, workload.ref.name)] = workload
