@@ -1,4 +1,5 @@
-"""What the webhook reads from the API server: a namespace's mode label and an autoscaler's target.
+"""What the webhook reads from the API server: a namespace's mode label, an autoscaler's target, and the
+DRA ResourceClaimTemplates / ResourceClaims a pod names.
 
 Every read is bounded by a timeout and cached for a short TTL; a failure is reported to the caller as a
 note, never raised into the request (design.md: one cached API read with a short timeout at most).
@@ -22,6 +23,11 @@ TARGETS: Mapping[str, tuple[str, str, str]] = {
     "ReplicaSet": ("apps", "v1", "replicasets"),
     "LeaderWorkerSet": ("leaderworkerset.x-k8s.io", "v1", "leaderworkersets"),
     "InferenceService": ("serving.kserve.io", "v1beta1", "inferenceservices"),
+}
+# DRA objects a pod's spec.resourceClaims names (resource.k8s.io/v1, GA since Kubernetes 1.34).
+CLAIM_OBJECTS: Mapping[str, tuple[str, str, str]] = {
+    "ResourceClaimTemplate": ("resource.k8s.io", "v1", "resourceclaimtemplates"),
+    "ResourceClaim": ("resource.k8s.io", "v1", "resourceclaims"),
 }
 
 
@@ -80,16 +86,27 @@ class ClusterReader:
     async def target(self, kind: str, namespace: str, name: str) -> tuple[dict[str, Any] | None, str]:
         if kind not in TARGETS:
             return None, f"target kind {kind} is not one gpuplace reads"
+        return await self._object(TARGETS, kind, namespace, name, "target")
+
+    async def claim(self, kind: str, namespace: str, name: str) -> tuple[dict[str, Any] | None, str]:
+        """A ResourceClaimTemplate or ResourceClaim; on failure the workload's tier is unknown and says so."""
+        if kind not in CLAIM_OBJECTS:
+            return None, f"{kind} is not a DRA claim kind"
+        return await self._object(CLAIM_OBJECTS, kind, namespace, name, f"{kind} {name}")
+
+    async def _object(
+        self, table: Mapping[str, tuple[str, str, str]], kind: str, namespace: str, name: str, what: str
+    ) -> tuple[dict[str, Any] | None, str]:
         hit, value = self._cache.get(("obj", kind, namespace, name))
         if hit:
             return value, ""
-        group, version, plural = TARGETS[kind]
+        group, version, plural = table[kind]
         try:
             obj = await asyncio.wait_for(
                 asyncio.to_thread(self._fetch_object, group, version, plural, namespace, name), self.timeout_s
             )
         except Exception as exc:  # not found, forbidden, timeout: the check runs on defaults and says so
-            return None, f"target lookup failed: {_why(exc, self.timeout_s)}"
+            return None, f"{what} lookup failed: {_why(exc, self.timeout_s)}"
         obj.setdefault("kind", kind)
         self._cache.put(("obj", kind, namespace, name), obj)
         return obj, ""

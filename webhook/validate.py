@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections import OrderedDict
 from collections.abc import Mapping
@@ -12,11 +13,12 @@ import orjson
 
 from common.config import WebhookConfig
 from placement.autoscaling import Autoscaler, extract_autoscaler, is_autoscaler
-from placement.checks import CheckContext, check_autoscaler, check_workload, servings
+from placement.checks import CheckContext, check_autoscaler, check_workload, claim_object_findings, servings
+from placement.dra import ClaimLookup, ClaimSpec, claim_spec, is_claim_object, pod_claim_refs
 from placement.findings import Finding
 from placement.requirements import STAMPED, gpu_spec_hash, requirements
 from placement.serving import Serving
-from placement.workload import WORKLOAD_KINDS, Workload, WorkloadError, extract
+from placement.workload import TEMPLATE_PATHS, WORKLOAD_KINDS, Workload, WorkloadError, extract
 from webhook.admission import Request
 from webhook.cluster import ClusterReader
 from webhook.decision import Decision, decide
@@ -78,16 +80,46 @@ class Reviewer:
         return Outcome(decide(findings, mode), findings, mode)
 
     async def findings(self, obj: Mapping[str, Any], namespace: str | None) -> list[Finding]:
+        if is_claim_object(obj):
+            return claim_object_findings(obj, self.ctx)
+        claims, claim_key = await self._claims(obj, namespace)
         if not is_autoscaler(obj):  # autoscaler findings depend on the target's current state: not cached
-            key = content_key(obj, namespace)
+            key = content_key(obj, namespace) + claim_key  # DRA: what the claims said is part of the input
             hit = self._cache.get(key)
             if hit is not None:
                 self._cache.move_to_end(key)
                 return list(hit)
-            found = await self._findings(obj, namespace)
+            found = await self._findings(obj, namespace, claims)
             self._remember(key, found)
             return found
-        return await self._findings(obj, namespace)
+        return await self._findings(obj, namespace, claims)
+
+    async def _claims(
+        self, obj: Mapping[str, Any], namespace: str | None
+    ) -> tuple[ClaimLookup | None, bytes]:
+        """The DRA claim templates and claims the pod template names: one bounded, cached read each (all at
+        once). A failed read leaves that claim unknown with the reason (an info finding, never a denial)."""
+        refs = pod_claim_refs(_pod_spec(obj))
+        if not refs:
+            return None, b""
+        wanted = sorted(set(refs.values()))
+        if self.reader is None or not namespace:
+            specs: dict[tuple[str, str], ClaimSpec | str] = {
+                ref: f"{ref[0]} {ref[1]}: no API access to read it" for ref in wanted
+            }
+        else:
+            reader = self.reader
+            got = await asyncio.gather(*(reader.claim(kind, namespace, name) for kind, name in wanted))
+            specs = {
+                ref: claim_spec(found) if found is not None else note
+                for ref, (found, note) in zip(wanted, got, strict=True)
+            }
+        key = orjson.dumps([[*ref, repr(spec)] for ref, spec in specs.items()])
+
+        def lookup(kind: str, name: str) -> ClaimSpec | str:
+            return specs.get((kind, name), f"{kind} {name} was not read")
+
+        return lookup, key
 
     def _remember(self, key: bytes, found: list[Finding]) -> None:
         if self.cfg.findings_cache_size <= 0 or len(key) > MAX_KEY_BYTES:
@@ -96,9 +128,11 @@ class Reviewer:
         while len(self._cache) > self.cfg.findings_cache_size:
             self._cache.popitem(last=False)
 
-    async def _findings(self, obj: Mapping[str, Any], namespace: str | None) -> list[Finding]:
+    async def _findings(
+        self, obj: Mapping[str, Any], namespace: str | None, claims: ClaimLookup | None = None
+    ) -> list[Finding]:
         out: list[Finding] = []
-        workload = _workload(obj, self.ctx)
+        workload = _workload(obj, self.ctx, claims)
         if workload is not None:
             out.extend(check_workload(workload, self.ctx))
         if is_autoscaler(obj):
@@ -155,9 +189,21 @@ class Reviewer:
         return stamps, scheduler
 
 
-def _workload(obj: Mapping[str, Any], ctx: CheckContext) -> Workload | None:
+def _pod_spec(obj: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The pod spec of a workload object (where spec.resourceClaims sits); empty for other kinds."""
+    kind = obj.get("kind")
+    path = ("spec", "template") if kind == "Service" else TEMPLATE_PATHS.get(str(kind), ())
+    node: Any = obj
+    for key in (*(path or ()), "spec"):
+        node = node.get(key) if isinstance(node, Mapping) else None
+    return node if isinstance(node, Mapping) else {}
+
+
+def _workload(
+    obj: Mapping[str, Any], ctx: CheckContext, claims: ClaimLookup | None = None
+) -> Workload | None:
     try:
-        return extract(obj, ctx.gpus)
+        return extract(obj, ctx.gpus, claims)
     except WorkloadError as exc:
         # The apiserver has validated built-in kinds; this is a CRD with a shape gpuplace cannot read.
         log.warning("%s/%s: cannot read: %s", obj.get("kind"), (obj.get("metadata") or {}).get("name"), exc)

@@ -13,6 +13,8 @@ GROUP_VERSION = {
     "HorizontalPodAutoscaler": ("autoscaling", "v2", "horizontalpodautoscalers"),
     "ScaledObject": ("keda.sh", "v1alpha1", "scaledobjects"),
     "InferenceService": ("serving.kserve.io", "v1beta1", "inferenceservices"),
+    "ResourceClaimTemplate": ("resource.k8s.io", "v1", "resourceclaimtemplates"),
+    "ResourceClaim": ("resource.k8s.io", "v1", "resourceclaims"),
 }
 
 
