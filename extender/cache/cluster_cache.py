@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from placement.catalog import GpuCatalog
+from placement.dra_inventory import NodeSlice, node_with_dra_gpus, read_allocation, read_slice
 from placement.node_topology import NodeInfo, NodeReadError, NodeTable, node_info_from_k8s
 from placement.planner.snapshot import SnapshotError, pod_request_from_k8s
 from placement.scheduling import GPUS_ANNOTATION, LWS_GROUP_INDEX_LABEL, FreeSummary, GroupPlacement
@@ -97,6 +98,19 @@ def _group_key(meta: Mapping[str, Any]) -> str | None:
     return f"{meta.get('namespace') or 'default'}/{group}" + (f"#{index}" if index is not None else "")
 
 
+def _trimmed(obj: Mapping[str, Any]) -> Mapping[str, Any]:
+    """What reading a Node needs (labels, spec, allocatable, conditions), without images or addresses."""
+    meta, status = obj.get("metadata") or {}, obj.get("status") or {}
+    return {
+        "metadata": {"name": meta.get("name"), "labels": meta.get("labels") or {}},
+        "spec": obj.get("spec") or {},
+        "status": {
+            "allocatable": status.get("allocatable") or {},
+            "conditions": status.get("conditions") or [],
+        },
+    }
+
+
 def _parse_gpus(text: Any, count: int) -> tuple[int, ...] | None:
     if text is None:
         return None
@@ -121,6 +135,11 @@ class ClusterCache:
         self.nodes_synced = False
         self.pods_synced = False
         self._nodes: dict[str, NodeInfo] = {}  # GPU nodes
+        # DRA: every node as read (trimmed to what node_from_k8s reads), so that a ResourceSlice arriving
+        # after its Node (or changing) re-reads it; the NVIDIA driver's slices by name, and by node.
+        self._raw_nodes: dict[str, Mapping[str, Any]] = {}
+        self._slices: dict[str, NodeSlice] = {}
+        self._slices_by_node: dict[str, set[str]] = {}
         self._node_count = 0  # all nodes, GPU or not
         self._pods: dict[str, PodRecord] = {}
         self._by_node: dict[str, set[str]] = {}
@@ -143,6 +162,12 @@ class ClusterCache:
 
     # ---- nodes --------------------------------------------------------------------------------------------
     def _read_node(self, obj: Mapping[str, Any]) -> NodeInfo | None:
+        name = str((obj.get("metadata") or {}).get("name", ""))
+        with self.lock:  # informer threads: the node's and the slices' (re-entrant under _reread)
+            self._raw_nodes[name] = _trimmed(obj)
+            slices = [self._slices[s] for s in self._slices_by_node.get(name, ())]
+        if slices:
+            obj = node_with_dra_gpus(obj, slices)
         try:
             return node_info_from_k8s(obj, self.catalog)
         except NodeReadError as exc:
@@ -153,13 +178,17 @@ class ClusterCache:
     def replace_nodes(self, objs: Iterable[Mapping[str, Any]]) -> None:
         """A fresh list of all Nodes (initial list, or a relist after the watch fell behind)."""
         infos: dict[str, NodeInfo] = {}
+        seen: set[str] = set()
         count = 0
         for obj in objs:
             count += 1
+            seen.add(str((obj.get("metadata") or {}).get("name", "")))
             info = self._read_node(obj)
             if info is not None:
                 infos[info.name] = info
         with self.lock:
+            for gone in set(self._raw_nodes) - seen:
+                del self._raw_nodes[gone]
             if infos != self._nodes:
                 self._nodes = infos
                 self._rebuild = True
@@ -186,8 +215,102 @@ class ClusterCache:
 
     def delete_node(self, name: str) -> None:
         with self.lock:
+            self._raw_nodes.pop(name, None)
             if self._nodes.pop(name, None) is not None:
                 self._rebuild = True
+
+    # ---- DRA ResourceSlices (GPUs of nodes without allocatable nvidia.com/gpu) ---------------------------
+    def replace_slices(self, objs: Iterable[Mapping[str, Any]]) -> None:
+        with self.lock:
+            touched = set(self._slices_by_node)
+            self._slices, self._slices_by_node = {}, {}
+            for obj in objs:
+                touched |= self._put_slice(obj)
+            self._reread(touched)
+
+    def upsert_slice(self, obj: Mapping[str, Any]) -> None:
+        with self.lock:
+            self._reread(self._drop_slice(obj) | self._put_slice(obj))
+
+    def delete_slice(self, obj: Mapping[str, Any]) -> None:
+        with self.lock:
+            self._reread(self._drop_slice(obj))
+
+    def _put_slice(self, obj: Mapping[str, Any]) -> set[str]:
+        found = read_slice(obj)
+        if found is None or not found.node:
+            return set()
+        self._slices[found.name] = found
+        self._slices_by_node.setdefault(found.node, set()).add(found.name)
+        return {found.node}
+
+    def _drop_slice(self, obj: Mapping[str, Any]) -> set[str]:
+        old = self._slices.pop(str((obj.get("metadata") or {}).get("name", "")), None)
+        if old is None:
+            return set()
+        names = self._slices_by_node.get(old.node, set())
+        names.discard(old.name)
+        if not names:
+            self._slices_by_node.pop(old.node, None)
+        return {old.node}
+
+    def _reread(self, nodes: Iterable[str]) -> None:
+        for name in nodes:
+            raw = self._raw_nodes.get(name)
+            if raw is None:
+                continue  # the Node is not listed yet; its slices apply when it is
+            info = self._read_node(raw)
+            if info != self._nodes.get(name):
+                if info is None:
+                    self._nodes.pop(name, None)
+                else:
+                    self._nodes[name] = info
+                self._rebuild = True
+
+    # ---- DRA ResourceClaims: GPUs that pods hold through claims, not nvidia.com/gpu ---------------------
+    def _record_from_claim(self, obj: Mapping[str, Any]) -> PodRecord | None:
+        """A claim's allocated NVIDIA GPUs as a record of their own (the pod asks for no nvidia.com/gpu),
+        with the GPU indices of the devices in the node's slice, so free blocks are exact."""
+        found = read_allocation(obj)
+        if found is None:
+            return None
+        node = found.node or next(
+            (s.node for s in self._slices.values() if any(d.pool == found.devices[0][0] for d in s.devices)),
+            "",
+        )
+        if not node:
+            return None
+        whole = [d.name for n in sorted(self._slices_by_node.get(node, ())) for d in self._slices[n].devices
+                 if d.whole_gpu]
+        indices = tuple(whole.index(dev) for _, dev in found.devices if dev in whole)
+        count = len(found.devices)
+        request = PodRequest(f"claim {found.key}", 0, 0, count, MILLI, frozenset(), False)
+        gpus = indices if len(indices) == count else None
+        return PodRecord("claim:" + found.uid, found.key, node, request, gpus, RecordState.WATCHED,
+                         self.clock())
+
+    def replace_claims(self, objs: Iterable[Mapping[str, Any]]) -> None:
+        with self.lock:
+            fresh = [r for r in (self._record_from_claim(o) for o in objs) if r is not None]
+            listed = {r.uid for r in fresh}
+            for uid in [u for u in self._pods if u.startswith("claim:") and u not in listed]:
+                self._drop(uid)
+            for rec in fresh:
+                self._put(rec)
+
+    def upsert_claim(self, obj: Mapping[str, Any]) -> None:
+        with self.lock:
+            rec = self._record_from_claim(obj)
+            if rec is None:
+                self.delete_claim(obj)
+            else:
+                self._put(rec)
+
+    def delete_claim(self, obj: Mapping[str, Any]) -> None:
+        meta = obj.get("metadata") or {}
+        uid = str(meta.get("uid") or f"{meta.get('namespace') or 'default'}/{meta.get('name', '')}")
+        with self.lock:
+            self._drop("claim:" + uid)
 
     # ---- pods ---------------------------------------------------------------------------------------------
     def _record_from_pod(self, obj: Mapping[str, Any]) -> PodRecord | None:

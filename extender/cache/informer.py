@@ -298,6 +298,48 @@ class PodHandler:
             self.on_bound(obj)
 
 
+class SliceHandler:
+    """DRA ResourceSlices: the GPUs of nodes that publish them instead of allocatable nvidia.com/gpu."""
+
+    def __init__(self, cache: ClusterCache) -> None:
+        self.cache = cache
+
+    def on_list(self, items: list[dict[str, Any]], started_at: float) -> None:
+        self.cache.replace_slices(items)
+
+    def on_event(self, kind: str, obj: dict[str, Any]) -> None:
+        if kind == "DELETED":
+            self.cache.delete_slice(obj)
+        else:
+            self.cache.upsert_slice(obj)
+
+
+class ClaimHandler:
+    """DRA ResourceClaims: the GPUs pods hold through claims (status.allocation)."""
+
+    def __init__(self, cache: ClusterCache) -> None:
+        self.cache = cache
+
+    def on_list(self, items: list[dict[str, Any]], started_at: float) -> None:
+        self.cache.replace_claims(items)
+
+    def on_event(self, kind: str, obj: dict[str, Any]) -> None:
+        if kind == "DELETED":
+            self.cache.delete_claim(obj)
+        else:
+            self.cache.upsert_claim(obj)
+
+
+def dra_sources(api_client_factory: Callable[[], Any]) -> tuple[KubeSource, KubeSource]:
+    """(ResourceSlices, ResourceClaims) of resource.k8s.io/v1 (GA since Kubernetes 1.34)."""
+    from kubernetes import client as k8s
+
+    slices = KubeSource("resourceslices", k8s.ResourceV1Api(api_client_factory()).list_resource_slice)
+    claims = KubeSource("resourceclaims",
+                        k8s.ResourceV1Api(api_client_factory()).list_resource_claim_for_all_namespaces)
+    return slices, claims
+
+
 def kube_sources(api_client_factory: Callable[[], Any]) -> tuple[KubeSource, KubeSource]:
     """(Nodes, Pods) sources on their own API clients (one connection pool per thread)."""
     from kubernetes import client as k8s

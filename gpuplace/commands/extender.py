@@ -73,7 +73,15 @@ def _settings(args: argparse.Namespace) -> ExtenderConfig:
 
 def run(args: argparse.Namespace) -> int:
     from extender.cache.cluster_cache import ClusterCache
-    from extender.cache.informer import Informer, NodeHandler, PodHandler, kube_sources
+    from extender.cache.informer import (
+        ClaimHandler,
+        Informer,
+        NodeHandler,
+        PodHandler,
+        SliceHandler,
+        dra_sources,
+        kube_sources,
+    )
     from extender.core import Extender, Settings
     from extender.kube import ApiBinder, KubeConfigError, client_factory, load_configuration
     from extender.metrics import ExtenderMetrics
@@ -104,9 +112,16 @@ def run(args: argparse.Namespace) -> int:
         metrics.watch_restarts.labels(kind, reason).inc()
 
     node_source, pod_source = kube_sources(factory)
+    slice_source, claim_source = dra_sources(factory)
     informers = [
         Informer(node_source, NodeHandler(cache), watch_timeout_s=cfg.watch_timeout_s, on_restart=restarted),
         Informer(pod_source, PodHandler(cache, ext.observe_bound), watch_timeout_s=cfg.watch_timeout_s,
+                 on_restart=restarted),
+        # DRA nodes: their GPUs come from ResourceSlices (readiness waits only for nodes and pods: a cluster
+        # without DRA, or an extender without RBAC for it, keeps working with the informer retrying).
+        Informer(slice_source, SliceHandler(cache), watch_timeout_s=cfg.watch_timeout_s,
+                 on_restart=restarted),
+        Informer(claim_source, ClaimHandler(cache), watch_timeout_s=cfg.watch_timeout_s,
                  on_restart=restarted),
     ]
     def alive(informer: Informer) -> str | None:
