@@ -8,8 +8,14 @@ from typing import Any
 DRIVER = "gpu.nvidia.com"
 
 
-def gpu_slice(node: str, product: str = "NVIDIA H100 80GB HBM3", gpus: int = 8, memory: str = "81559Mi",
-              architecture: str = "Hopper", name: str | None = None) -> dict[str, Any]:
+def gpu_slice(
+    node: str,
+    product: str = "NVIDIA H100 80GB HBM3",
+    gpus: int = 8,
+    memory: str = "81559Mi",
+    architecture: str = "Hopper",
+    name: str | None = None,
+) -> dict[str, Any]:
     devices = [
         {
             "name": f"gpu-{i}",
@@ -42,11 +48,19 @@ def gpu_slice(node: str, product: str = "NVIDIA H100 80GB HBM3", gpus: int = 8, 
 def gpu_device_class(extended_resource: str | None = None, name: str = DRIVER) -> dict[str, Any]:
     spec: dict[str, Any] = {
         "selectors": [
-            {"cel": {"expression": "device.driver == 'gpu.nvidia.com' && "
-                                   "device.attributes['gpu.nvidia.com'].type == 'gpu'"}}
+            {
+                "cel": {
+                    "expression": "device.driver == 'gpu.nvidia.com' && "
+                    "device.attributes['gpu.nvidia.com'].type == 'gpu'"
+                }
+            }
         ]
     }
     if extended_resource:
         spec["extendedResourceName"] = extended_resource
-    return {"apiVersion": "resource.k8s.io/v1", "kind": "DeviceClass", "metadata": {"name": name},
-            "spec": spec}
+    return {
+        "apiVersion": "resource.k8s.io/v1",
+        "kind": "DeviceClass",
+        "metadata": {"name": name},
+        "spec": spec,
+    }
