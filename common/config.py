@@ -80,6 +80,12 @@ class WebhookConfig(Strict):
     findings_cache_size: int = Field(
         1024, ge=0, description="workloads whose findings are remembered by content (0: off)"
     )
+    dra_memory_floor: bool = Field(
+        False,
+        description="on ResourceClaims made from a pod's claim template, add a CEL selector for the GPU "
+        "memory the pod's model needs (gpuplace.io/gpu-memory-min), so the DRA allocator enforces it; "
+        "needs the claims mutating webhook (docs/dra.md)",
+    )
     port: int = Field(8443, gt=0, lt=65536)
     cert_file: str = "/certs/tls.crt"
     key_file: str = "/certs/tls.key"

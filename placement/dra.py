@@ -376,3 +376,42 @@ def _profile(reading: Reading, catalog: GpuCatalog) -> str | None:
             if t.op == "==":
                 return t.value
     return None
+
+
+# --- the memory floor as a selector the DRA allocator enforces (webhook mutation, off by default) --------
+
+POD_CLAIM_ANNOTATION = "resource.kubernetes.io/pod-claim-name"  # on claims made from a pod's template
+
+
+def memory_floor_expression(mib: int) -> str:
+    """A CEL selector that admits only devices with at least `mib` MiB of memory capacity."""
+    return f'device.capacity["{NVIDIA_DRIVER}"].memory.compareTo(quantity("{int(mib)}Mi")) >= 0'
+
+
+def memory_floor_patch(claim: Mapping[str, Any], mib: int) -> list[dict[str, Any]]:
+    """JSONPatch ops adding the floor to every GPU request of a ResourceClaim (each firstAvailable choice
+    too); none where it is already there, so a second review changes nothing."""
+    expression = memory_floor_expression(mib)
+    requests = ((claim.get("spec") or {}).get("devices") or {}).get("requests") or []
+    ops: list[dict[str, Any]] = []
+    for i, request in enumerate(requests if isinstance(requests, list) else []):
+        if not isinstance(request, Mapping):
+            continue
+        if isinstance(request.get("exactly"), Mapping):
+            ops += _floor_op(request["exactly"], f"/spec/devices/requests/{i}/exactly", expression)
+        for j, sub in enumerate(request.get("firstAvailable") or []):
+            if isinstance(sub, Mapping):
+                ops += _floor_op(sub, f"/spec/devices/requests/{i}/firstAvailable/{j}", expression)
+    return ops
+
+
+def _floor_op(body: Mapping[str, Any], path: str, expression: str) -> list[dict[str, Any]]:
+    if GPU_DEVICE_CLASSES.get(str(body.get("deviceClassName"))) != "gpu":
+        return []  # a MIG slice's memory is its profile's: the floor is a whole-GPU figure
+    selectors = body.get("selectors")
+    selector = {"cel": {"expression": expression}}
+    if not isinstance(selectors, list):
+        return [{"op": "add", "path": f"{path}/selectors", "value": [selector]}]
+    if any(isinstance(s, Mapping) and s.get("cel") == selector["cel"] for s in selectors):
+        return []
+    return [{"op": "add", "path": f"{path}/selectors/-", "value": selector}]

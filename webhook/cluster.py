@@ -8,6 +8,7 @@ note, never raised into the request (design.md: one cached API read with a short
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -29,6 +30,8 @@ CLAIM_OBJECTS: Mapping[str, tuple[str, str, str]] = {
     "ResourceClaimTemplate": ("resource.k8s.io", "v1", "resourceclaimtemplates"),
     "ResourceClaim": ("resource.k8s.io", "v1", "resourceclaims"),
 }
+# The pod a claim made from a template belongs to (the DRA memory-floor mutation reads its stamps).
+POD = {"Pod": ("", "v1", "pods")}
 
 
 @dataclass
@@ -94,6 +97,9 @@ class ClusterReader:
             return None, f"{kind} is not a DRA claim kind"
         return await self._object(CLAIM_OBJECTS, kind, namespace, name, f"{kind} {name}")
 
+    async def pod(self, namespace: str, name: str) -> tuple[dict[str, Any] | None, str]:
+        return await self._object(POD, "Pod", namespace, name, f"Pod {name}")
+
     async def _object(
         self, table: Mapping[str, tuple[str, str, str]], kind: str, namespace: str, name: str, what: str
     ) -> tuple[dict[str, Any] | None, str]:
@@ -133,6 +139,12 @@ def kubernetes_reader(kubeconfig: str | None, timeout_s: float, ttl_s: float) ->
     custom, core = client.CustomObjectsApi(api), client.CoreV1Api(api)
 
     def fetch_object(group: str, version: str, plural: str, ns: str, name: str) -> dict[str, Any]:
+        if not group and plural == "pods":  # the core group: /api/v1, as plain JSON like the rest
+            resp: Any = core.read_namespaced_pod(name, ns, _preload_content=False, _request_timeout=timeout_s)
+            pod = json.loads(resp.data)
+            if not isinstance(pod, dict):
+                raise TypeError(f"unexpected {type(pod).__name__} from the API")
+            return pod
         # The generic path /apis/{group}/{version}/namespaces/{ns}/{plural}/{name} serves apps/v1 too,
         # and returns plain JSON (the same shape the admission request carries).
         obj = custom.get_namespaced_custom_object(

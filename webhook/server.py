@@ -174,7 +174,7 @@ async def _mutate(app: web.Application, req: Request) -> dict[str, Any]:
     mode, _ = await reviewer.mode_for(req.object_namespace)
     if mode == "exempt":
         return allow(req.uid)
-    ops = reviewer.mutate(req)
+    ops = await reviewer.claim_memory_floor(req) if req.kind == "ResourceClaim" else reviewer.mutate(req)
     if ops and log.isEnabledFor(logging.INFO):
         after_answer(
             log.info,

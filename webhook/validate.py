@@ -14,9 +14,17 @@ import orjson
 from common.config import WebhookConfig
 from placement.autoscaling import Autoscaler, extract_autoscaler, is_autoscaler
 from placement.checks import CheckContext, check_autoscaler, check_workload, claim_object_findings, servings
-from placement.dra import ClaimLookup, ClaimSpec, claim_spec, is_claim_object, pod_claim_refs
+from placement.dra import (
+    POD_CLAIM_ANNOTATION,
+    ClaimLookup,
+    ClaimSpec,
+    claim_spec,
+    is_claim_object,
+    memory_floor_patch,
+    pod_claim_refs,
+)
 from placement.findings import Finding
-from placement.requirements import STAMPED, gpu_spec_hash, requirements
+from placement.requirements import GPU_MEMORY_MIN, STAMPED, gpu_spec_hash, requirements
 from placement.serving import Serving
 from placement.workload import TEMPLATE_PATHS, WORKLOAD_KINDS, Workload, WorkloadError, extract
 from webhook.admission import Request
@@ -170,6 +178,27 @@ class Reviewer:
         # A Pod's schedulerName is immutable after creation.
         scheduler = self.cfg.scheduler_name if (req.operation == "CREATE" or req.kind != "Pod") else None
         return mutation(req.obj, workload, stamps, scheduler)
+
+    async def claim_memory_floor(self, req: Request) -> list[dict[str, Any]]:
+        """DRA, opt-in (webhook.dra_memory_floor): a ResourceClaim Kubernetes makes from a pod's claim
+        template gets the memory the pod's model needs as a selector, so the allocator itself keeps the
+        pod off GPUs too small for it, whichever scheduler runs. Reads the owning pod's gpu-memory-min
+        stamp (one bounded API read); anything missing leaves the claim as it is."""
+        claim = req.obj
+        if not self.cfg.dra_memory_floor or claim is None or req.operation != "CREATE":
+            return []
+        meta = claim.get("metadata") or {}
+        owner = next((o for o in meta.get("ownerReferences") or [] if o.get("kind") == "Pod"), None)
+        made_for_pod = POD_CLAIM_ANNOTATION in (meta.get("annotations") or {})
+        if not made_for_pod or owner is None or self.reader is None or not req.object_namespace:
+            return []
+        pod, note = await self.reader.pod(req.object_namespace, str(owner.get("name", "")))
+        floor = ((pod or {}).get("metadata") or {}).get("annotations", {}).get(GPU_MEMORY_MIN, "")
+        if not str(floor).isdigit():
+            if note:
+                log.warning("claim %s/%s: no memory floor (%s)", req.object_namespace, meta.get("name"), note)
+            return []
+        return memory_floor_patch(claim, int(floor))
 
     def _kept_on_update(
         self, old_obj: Mapping[str, Any], workload: Workload

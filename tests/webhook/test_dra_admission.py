@@ -4,6 +4,7 @@ workload is judged as its nvidia.com/gpu form would be; claim objects themselves
 from __future__ import annotations
 
 import copy
+import json
 
 from common.config import WebhookConfig
 from placement.checks import CheckContext
@@ -74,3 +75,47 @@ async def test_claim_templates_are_admitted_with_at_most_one_info_finding():
     assert unknown["allowed"] is True and len(unknown["warnings"]) == 1
     assert "NVIDIA Z9" in unknown["warnings"][0]
     assert broken["allowed"] is True and "not valid CEL" in broken["warnings"][0]
+
+
+def generated_claim(request: dict) -> dict:
+    return {
+        "apiVersion": "resource.k8s.io/v1",
+        "kind": "ResourceClaim",
+        "metadata": {
+            "name": "llm-abc-gpu-x1",
+            "namespace": "ml",
+            "annotations": {"resource.kubernetes.io/pod-claim-name": "gpu"},
+            "ownerReferences": [
+                {"apiVersion": "v1", "kind": "Pod", "name": "llm-abc", "uid": "u", "controller": True}
+            ],
+        },
+        "spec": {"devices": {"requests": [request]}},
+    }
+
+
+async def test_memory_floor_mutation_is_off_by_default_then_adds_one_idempotent_selector():
+    import jsonpatch
+
+    from placement.dra import claim_spec as read_claim
+    from webhook.admission import parse_review
+
+    pod = {
+        "metadata": {
+            "name": "llm-abc",
+            "namespace": "ml",
+            "annotations": {"gpuplace.io/gpu-memory-min": "70000"},
+        }
+    }
+    reader = fake_reader(objects={("ml", "llm-abc"): pod})
+    claim = generated_claim(exactly("gpu", f'{PRODUCT}.startsWith("NVIDIA")'))
+    req = parse_review(json.dumps(review(claim)).encode())
+    assert await Reviewer(WebhookConfig(), CTX, reader, "gpuplace-system").claim_memory_floor(req) == []
+    on = Reviewer(WebhookConfig(dra_memory_floor=True), CTX, reader, "gpuplace-system")
+    ops = await on.claim_memory_floor(req)
+    patched = jsonpatch.apply_patch(claim, ops)
+    [request] = read_claim(patched).requests
+    assert request.choices[0].reading.memory_min_bytes == 70000 * 2**20
+    assert await on.claim_memory_floor(parse_review(json.dumps(review(patched)).encode())) == []
+    # A claim the user wrote (not made from a template for a pod) is left alone.
+    del claim["metadata"]["annotations"]
+    assert await on.claim_memory_floor(parse_review(json.dumps(review(claim)).encode())) == []
