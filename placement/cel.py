@@ -169,7 +169,7 @@ def _memory_floor(text: str, reading: Reading) -> bool:
         cap = _CAP.match(m.group(1).strip())
         if cap is None or _group(cap, 3, 4, 5) != "memory":
             return False
-        value = _parse_quantity(m.group(2) if m.group(2) is not None else m.group(3))
+        value = quantity_int(m.group(2) if m.group(2) is not None else m.group(3))
         if value is None:
             return False
         reading.memory_min_bytes = max(reading.memory_min_bytes or 0, value)
@@ -229,7 +229,8 @@ def _unescape(value: str) -> str:
     return re.sub(r"\\(.)", r"\1", value)
 
 
-def _parse_quantity(text: str | None) -> int | None:
+def quantity_int(text: object) -> int | None:
+    """A Kubernetes quantity ("40Gi", "81559Mi") as a whole number, or None when it is not one."""
     if text is None:
         return None
     from kubernetes.utils import parse_quantity  # the client's own parser, imported only when needed

@@ -20,7 +20,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from placement.cel import NVIDIA_DRIVER
+from placement.cel import NVIDIA_DRIVER, quantity_int
 
 GPU_RESOURCE = "nvidia.com/gpu"
 PRODUCT_LABEL = "nvidia.com/gpu.product"
@@ -97,15 +97,7 @@ def _device(raw: Mapping[str, Any], pool: str) -> SliceDevice:
 
 
 def _capacity_bytes(value: Any) -> int | None:
-    raw = value.get("value") if isinstance(value, Mapping) else None
-    if raw is None:
-        return None
-    from kubernetes.utils import parse_quantity  # the client's own parser, imported only when needed
-
-    try:
-        return int(parse_quantity(raw))
-    except (ValueError, TypeError, ArithmeticError):
-        return None
+    return quantity_int(value.get("value") if isinstance(value, Mapping) else None)
 
 
 def node_with_dra_gpus(node: Mapping[str, Any], slices: Iterable[NodeSlice]) -> Mapping[str, Any]:

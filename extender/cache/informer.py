@@ -298,36 +298,28 @@ class PodHandler:
             self.on_bound(obj)
 
 
-class SliceHandler:
-    """DRA ResourceSlices: the GPUs of nodes that publish them instead of allocatable nvidia.com/gpu."""
+class ObjectHandler:
+    """Feeds one kind of object to the cache through its replace / upsert / delete methods (the DRA kinds:
+    ResourceSlices are the GPUs of nodes without allocatable nvidia.com/gpu, ResourceClaims the GPUs pods
+    hold through claims)."""
 
-    def __init__(self, cache: ClusterCache) -> None:
-        self.cache = cache
-
-    def on_list(self, items: list[dict[str, Any]], started_at: float) -> None:
-        self.cache.replace_slices(items)
-
-    def on_event(self, kind: str, obj: dict[str, Any]) -> None:
-        if kind == "DELETED":
-            self.cache.delete_slice(obj)
-        else:
-            self.cache.upsert_slice(obj)
-
-
-class ClaimHandler:
-    """DRA ResourceClaims: the GPUs pods hold through claims (status.allocation)."""
-
-    def __init__(self, cache: ClusterCache) -> None:
-        self.cache = cache
+    def __init__(self, replace: Callable[[list[dict[str, Any]]], None],
+                 upsert: Callable[[dict[str, Any]], None], delete: Callable[[dict[str, Any]], None]) -> None:
+        self.replace, self.upsert, self.delete = replace, upsert, delete
 
     def on_list(self, items: list[dict[str, Any]], started_at: float) -> None:
-        self.cache.replace_claims(items)
+        self.replace(items)
 
     def on_event(self, kind: str, obj: dict[str, Any]) -> None:
-        if kind == "DELETED":
-            self.cache.delete_claim(obj)
-        else:
-            self.cache.upsert_claim(obj)
+        (self.delete if kind == "DELETED" else self.upsert)(obj)
+
+
+def slice_handler(cache: ClusterCache) -> ObjectHandler:
+    return ObjectHandler(cache.replace_slices, cache.upsert_slice, cache.delete_slice)
+
+
+def claim_handler(cache: ClusterCache) -> ObjectHandler:
+    return ObjectHandler(cache.replace_claims, cache.upsert_claim, cache.delete_claim)
 
 
 def dra_sources(api_client_factory: Callable[[], Any]) -> tuple[KubeSource, KubeSource]:

@@ -74,13 +74,13 @@ def _settings(args: argparse.Namespace) -> ExtenderConfig:
 def run(args: argparse.Namespace) -> int:
     from extender.cache.cluster_cache import ClusterCache
     from extender.cache.informer import (
-        ClaimHandler,
         Informer,
         NodeHandler,
         PodHandler,
-        SliceHandler,
+        claim_handler,
         dra_sources,
         kube_sources,
+        slice_handler,
     )
     from extender.core import Extender, Settings
     from extender.kube import ApiBinder, KubeConfigError, client_factory, load_configuration
@@ -119,9 +119,9 @@ def run(args: argparse.Namespace) -> int:
                  on_restart=restarted),
         # DRA nodes: their GPUs come from ResourceSlices (readiness waits only for nodes and pods: a cluster
         # without DRA, or an extender without RBAC for it, keeps working with the informer retrying).
-        Informer(slice_source, SliceHandler(cache), watch_timeout_s=cfg.watch_timeout_s,
+        Informer(slice_source, slice_handler(cache), watch_timeout_s=cfg.watch_timeout_s,
                  on_restart=restarted),
-        Informer(claim_source, ClaimHandler(cache), watch_timeout_s=cfg.watch_timeout_s,
+        Informer(claim_source, claim_handler(cache), watch_timeout_s=cfg.watch_timeout_s,
                  on_restart=restarted),
     ]
     def alive(informer: Informer) -> str | None:
