@@ -9,6 +9,7 @@ scheduler allocates claims from the slices; the extender sees DRA nodes' GPUs fr
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -23,10 +24,11 @@ from tests.e2e.test_extender_e2e import (
     shipped_scheduler_config,
 )
 from tests.e2e.test_webhook_e2e import example, kubectl_apply
-from tests.harness import ControlPlane, SchedulerFactory, gpu_pod, wait_until
+from tests.harness import ControlPlane, KubeControllerManager, SchedulerFactory, gpu_pod, wait_until
 
 pytestmark = pytest.mark.e2e
 
+FLOOR_ENV = "GPUPLACE_WEBHOOK__DRA_MEMORY_FLOOR"
 PRODUCT = 'device.attributes["gpu.nvidia.com"].productName'
 H100 = "NVIDIA H100 80GB HBM3"
 L40S = "NVIDIA L40S"
@@ -58,7 +60,16 @@ def webhook(dra_cluster: ControlPlane, tmp_path_factory: pytest.TempPathFactory)
     if dra_cluster.external:
         pytest.skip("the API server of an external cluster cannot reach a webhook on this host's loopback")
     hook = LocalWebhook(dra_cluster, tmp_path_factory.mktemp("webhook-dra"))
-    hook.start()
+    # The opt-in memory floor on (its test below); it touches only claims made for pods.
+    saved = os.environ.get(FLOOR_ENV)
+    os.environ[FLOOR_ENV] = "true"
+    try:
+        hook.start()
+    finally:
+        if saved is None:
+            os.environ.pop(FLOOR_ENV, None)
+        else:
+            os.environ[FLOOR_ENV] = saved
     dra_cluster.apply(*hook.configurations())
     wait_until(lambda: _webhook_answers(dra_cluster), timeout=30, what="the webhook configurations to apply")
     yield hook
@@ -143,8 +154,7 @@ def test_dra_oom_is_denied_with_the_design_message_and_a_fitting_claim_is_alloca
     assert (
         'admission webhook "workloads.gpuplace.io" denied the request: '
         "gpuplace[oom-risk]: deploy/llama-70b-dra container vllm needs 131.4 GiB/GPU for weights at tp=1; "
-        "NVIDIA-L40S gives 40.1 GiB (44.6 x 0.90)."
-        in proc.stderr
+        "NVIDIA-L40S gives 40.1 GiB (44.6 x 0.90)." in proc.stderr
     ), proc.stderr
     assert cp.kubectl("get", "resourceclaimtemplate", "one-l40s", "-n", ns, check=False).returncode == 0
     assert cp.kubectl("get", "deploy", "llama-70b-dra", "-n", ns, check=False).returncode != 0
@@ -276,3 +286,76 @@ def test_dra_backed_nvidia_gpu_goes_through_the_extender_on_the_slices_gpus(
     assert extender.log_lines(f"bound {ns}/llama-70b ")
     status = cp.pod("llama-70b", ns).get("status", {}).get("extendedResourceClaimStatus") or {}
     assert status.get("resourceClaimName"), cp.pod("llama-70b", ns).get("status")
+
+
+def floor_webhook(hook: LocalWebhook) -> dict[str, Any]:
+    """The mutating webhook docs/dra.md says to add with webhook.dra_memory_floor."""
+    return {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "MutatingWebhookConfiguration",
+        "metadata": {"name": "gpuplace-dra-floor"},
+        "webhooks": [
+            {
+                "name": "claims.gpuplace.io",
+                "admissionReviewVersions": ["v1"],
+                "sideEffects": "None",
+                "failurePolicy": "Ignore",
+                "timeoutSeconds": 3,
+                "rules": [
+                    {
+                        "apiGroups": ["resource.k8s.io"],
+                        "apiVersions": ["v1"],
+                        "resources": ["resourceclaims"],
+                        "operations": ["CREATE"],
+                        "scope": "Namespaced",
+                    }
+                ],
+                "clientConfig": {
+                    "url": f"https://127.0.0.1:{hook.port}/mutate",
+                    "caBundle": hook.cp.ca.bundle_b64,
+                },
+                "matchConditions": [
+                    {
+                        "name": "made-for-a-pod",
+                        "expression": "has(object.metadata.annotations) && "
+                        "'resource.kubernetes.io/pod-claim-name' in object.metadata.annotations",
+                    }
+                ],
+            }
+        ],
+    }
+
+
+def test_memory_floor_makes_the_allocator_itself_keep_the_model_off_small_gpus(
+    dra_cluster: ControlPlane,
+    webhook: LocalWebhook,
+    scheduler: SchedulerFactory,
+    controller_manager: KubeControllerManager | None,
+) -> None:
+    cp = dra_cluster
+    cp.apply(floor_webhook(webhook))
+    try:
+        dra_node(cp, "floor-l40s", L40S, gpus=2, memory="46068Mi")
+        dra_node(cp, "floor-h100", H100, gpus=2, memory="81559Mi")
+        ns = cp.create_namespace("dra-floor")
+        any_gpu = template("any-gpu", {"name": "gpu", "exactly": {"deviceClassName": "gpu.nvidia.com"}}, ns)
+        assert kubectl_apply(cp, [any_gpu]).returncode == 0
+        # Qwen2.5-32B bf16 at tp=1 needs ~73 GiB of one GPU: no selector of the user's says so, the
+        # stock scheduler has no extender; the floor on the pod's own claim is what keeps it off the L40S.
+        scheduler()
+        created = kubectl_apply(cp, [vllm_deployment("qwen-32b", "Qwen/Qwen2.5-32B-Instruct", "any-gpu", ns)])
+        assert created.returncode == 0, created.stderr
+
+        def claim_of_pod() -> dict[str, Any] | None:
+            items = cp.kubectl_json("get", "resourceclaims", "-n", ns)["items"]
+            return items[0] if items and items[0].get("status", {}).get("allocation") else None
+
+        claim_obj = wait_until(claim_of_pod, timeout=90, what="the pod's claim to be allocated")
+        [selector] = claim_obj["spec"]["devices"]["requests"][0]["exactly"]["selectors"]
+        assert "memory.compareTo(quantity(" in selector["cel"]["expression"], selector
+        [result] = claim_obj["status"]["allocation"]["devices"]["results"]
+        assert result["pool"] == "floor-h100", result
+    finally:
+        cp.kubectl(
+            "delete", "mutatingwebhookconfiguration", "gpuplace-dra-floor", "--ignore-not-found", check=False
+        )
