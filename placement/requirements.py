@@ -92,7 +92,7 @@ def gpu_spec_hash(workload: Workload) -> str:
             for c in workload.containers
         ],
         "nodeSelector": spec.get("nodeSelector") or {},
-        "affinity": ((spec.get("affinity") or {}).get("nodeAffinity") or {}),
+        "affinity": _node_affinity(spec),
         "annotations": {
             k: v
             for k, v in sorted(workload.annotations.items())
@@ -102,3 +102,9 @@ def gpu_spec_hash(workload: Workload) -> str:
     }
     blob = json.dumps(inputs, sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def _node_affinity(spec: Mapping[str, Any]) -> Any:
+    # A CRD's pod template is not always validated by the apiserver: a wrong shape hashes as it is.
+    affinity = spec.get("affinity")
+    return (affinity.get("nodeAffinity") or {}) if isinstance(affinity, Mapping) else (affinity or {})

@@ -91,16 +91,18 @@ class Reviewer:
         if is_claim_object(obj):
             return claim_object_findings(obj, self.ctx)
         claims, claim_key = await self._claims(obj, namespace)
-        if not is_autoscaler(obj):  # autoscaler findings depend on the target's current state: not cached
-            key = content_key(obj, namespace) + claim_key  # DRA: what the claims said is part of the input
-            hit = self._cache.get(key)
-            if hit is not None:
-                self._cache.move_to_end(key)
-                return list(hit)
-            found = await self._findings(obj, namespace, claims)
-            self._remember(key, found)
-            return found
-        return await self._findings(obj, namespace, claims)
+        # Autoscaler findings depend on the target's current state: not cached.
+        content = None if is_autoscaler(obj) else content_key(obj, namespace)
+        if content is None:
+            return await self._findings(obj, namespace, claims)
+        key = content + claim_key  # DRA: what the claims said is part of the input
+        hit = self._cache.get(key)
+        if hit is not None:
+            self._cache.move_to_end(key)
+            return list(hit)
+        found = await self._findings(obj, namespace, claims)
+        self._remember(key, found)
+        return found
 
     async def _claims(
         self, obj: Mapping[str, Any], namespace: str | None
@@ -244,11 +246,12 @@ def _workload(
 MAX_KEY_BYTES = 64 * 1024
 
 
-def content_key(obj: Mapping[str, Any], namespace: str | None) -> bytes:
+def content_key(obj: Mapping[str, Any], namespace: str | None) -> bytes | None:
     """Everything the workload checks can read, as JSON: kind, name, labels, annotations and spec; not
     uid, resourceVersion, timestamps or managedFields, which differ between a dry run and the apply.
     The JSON itself is the key, not a digest of it: a dict compares it exactly, and no hash library
-    runs per review."""
+    runs per review. None for an object nested deeper than the encoder goes (orjson stops at 254 levels,
+    the parser at 1024): such an object is judged every time, like one too large to remember."""
     meta = obj.get("metadata") or {}
     parts = [
         obj.get("apiVersion"),
@@ -259,7 +262,10 @@ def content_key(obj: Mapping[str, Any], namespace: str | None) -> bytes:
         meta.get("annotations"),
         obj.get("spec"),
     ]
-    return orjson.dumps(parts, default=str)
+    try:
+        return orjson.dumps(parts, default=str)
+    except orjson.JSONEncodeError:
+        return None
 
 
 def _unchanged(req: Request, ctx: CheckContext) -> bool:
