@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
 from placement.autoscaling import duration_s
-from placement.checks import CheckContext, check_objects
+from placement.checks import CheckContext, CheckSettings, check_objects
 from placement.findings import Code
 from placement.workload import WorkloadError
 from tests.manifests import H100, L4, vllm
@@ -172,3 +173,29 @@ def test_knative_durations(text, seconds):
 def test_bad_duration_names_the_field():
     with pytest.raises(WorkloadError, match="window"):
         duration_s("soon", "autoscaling.knative.dev/window")
+
+
+def _window(seconds: int) -> dict[str, Any]:
+    return hpa(minReplicas=1, behavior={"scaleDown": {"stabilizationWindowSeconds": seconds}})
+
+
+def test_a_zero_window_on_an_unread_target_thrashes_against_the_engine_start_up_alone(ctx):
+    msg = codes(ctx, _window(0))[Code.SCALE_THRASHING.value]
+    assert "down after 0s (scaleDown.stabilizationWindowSeconds)" in msg
+    assert "shorter than the 60s engine start-up alone. Use a window >= 120s" in msg
+    assert "(target not read: Deployment/llama-70b is not in the input)" in msg
+
+
+def test_a_window_past_the_engine_start_up_is_not_judged_when_the_target_is_unread(ctx):
+    assert Code.SCALE_THRASHING.value not in codes(ctx, _window(60))
+
+
+def test_the_start_up_floor_follows_the_configured_engine_start_up(ctx):
+    slow_start = replace(ctx, settings=CheckSettings(startup_overhead_s=180))
+    assert "3.0 min engine start-up alone" in codes(slow_start, _window(120))[Code.SCALE_THRASHING.value]
+
+
+def test_a_zero_window_on_a_target_with_an_unsized_model_thrashes_against_the_start_up(ctx):
+    custom = vllm("example.com/in-house-model", gpus=1, product=H100, name="llama-70b")
+    msg = codes(ctx, custom, _window(0))[Code.SCALE_THRASHING.value]
+    assert "60s engine start-up alone" in msg and "target not read" not in msg

@@ -26,8 +26,10 @@ def autoscaler_findings(
     estimate = cold_start_s(targets, ctx) if targets else None
     rate = f"{ctx.settings.load_gib_per_s:g} GiB/s"
     out: list[Finding] = []
+    # Why the load time is unknown: the target was not read, or it was and its model is not sized.
+    why = lookup_note or ("target not found" if targets is None else "model of the target not sized")
     if estimate is None:
-        cold = f"load time unknown ({lookup_note or 'target not found'})"
+        cold = f"load time unknown ({why})"
         seconds = None
     else:
         seconds, weights = estimate
@@ -50,22 +52,34 @@ def autoscaler_findings(
                 },
             )
         )
-    if seconds is not None and a.scale_down_window_s is not None and a.scale_down_window_s < seconds:
-        out.append(
-            Finding(
-                Code.SCALE_THRASHING,
-                a.ref,
-                f"scales {target} down after {a.scale_down_window_s:g}s ({a.window_source}), shorter "
-                f"than the {_human(seconds)} a replica takes to come back. Use a window >= "
-                f"{int(seconds * 2)}s.",
-                figures={
-                    "scale_down_window_s": a.scale_down_window_s,
-                    "cold_start_s": round(seconds),
-                    "target": target,
-                },
-            )
-        )
+    if a.scale_down_window_s is None:
+        return out
+    if seconds is not None and a.scale_down_window_s < seconds:
+        out.append(_thrashing(a, target, seconds, f"the {_human(seconds)} a replica takes to come back"))
+    elif seconds is None and a.scale_down_window_s < ctx.settings.startup_overhead_s:
+        # The target was not read (API off, or the autoscaler applied before its workload) or its model is
+        # unknown: the engine start-up alone is the smallest cold start any GPU replica has, whatever model.
+        # The fix comes before the reason: a message is cut at 256 characters.
+        floor = ctx.settings.startup_overhead_s
+        unread = "target not read: " if targets is None else ""
+        against = f"the {_human(floor)} engine start-up alone"
+        out.append(_thrashing(a, target, floor, against, f" ({unread}{why})"))
     return out
+
+
+def _thrashing(a: Autoscaler, target: str, seconds: float, against: str, why: str = "") -> Finding:
+    assert a.scale_down_window_s is not None
+    return Finding(
+        Code.SCALE_THRASHING,
+        a.ref,
+        f"scales {target} down after {a.scale_down_window_s:g}s ({a.window_source}), shorter than "
+        f"{against}. Use a window >= {int(seconds * 2)}s{why}.",
+        figures={
+            "scale_down_window_s": a.scale_down_window_s,
+            "cold_start_s": round(seconds),
+            "target": target,
+        },
+    )
 
 
 def _human(seconds: float) -> str:
