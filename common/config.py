@@ -89,6 +89,9 @@ class WebhookConfig(Strict):
     port: int = Field(8443, gt=0, lt=65536)
     cert_file: str = "/certs/tls.crt"
     key_file: str = "/certs/tls.key"
+    cert_reload_s: float = Field(
+        10.0, gt=0, le=3600, description="how often the serving certificate files are checked for a new pair"
+    )
 
 
 class ExtenderConfig(Strict):

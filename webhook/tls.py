@@ -20,13 +20,14 @@ class ReloadingTLS:
         self.context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         self.context.minimum_version = ssl.TLSVersion.TLSv1_2
         self._stamp: tuple[int, ...] | None = None
+        self._refused: tuple[int, ...] | None = None  # the last version that failed to load
         self.reload()
 
     def _stamps(self) -> tuple[int, ...]:
         # mtime, inode and size of both files (through the symlinks of a Secret volume): a rewrite in the same
         # mtime tick or a swapped-in file still counts as a change.
-        c, k = os.stat(self.cert_file), os.stat(self.key_file)
-        return c.st_mtime_ns, c.st_ino, c.st_size, k.st_mtime_ns, k.st_ino, k.st_size
+        # A missing file is a version of its own (-1s): refused once, like a corrupt one.
+        return _stamp(self.cert_file) + _stamp(self.key_file)
 
     def reload(self) -> bool:
         """Load the files if they changed; raises (and keeps serving the current chain) when they do not
@@ -45,7 +46,24 @@ class ReloadingTLS:
     async def watch(self, interval_s: float = 10.0) -> None:
         while True:
             await asyncio.sleep(interval_s)
-            try:
-                self.reload()
-            except (OSError, ssl.SSLError) as exc:  # half-written during rotation: keep the old chain
-                log.warning("certificate reload failed, keeping the current one: %s", exc)
+            self.poll()
+
+    def poll(self) -> None:
+        """One look at the files. A pair that does not load (half-written during rotation, corrupt) keeps
+        the current chain and is logged once per version of the files, not once per look."""
+        stamp = self._stamps()
+        if stamp == self._refused:
+            return
+        try:
+            self.reload()
+        except (OSError, ssl.SSLError) as exc:
+            self._refused = stamp
+            log.error("serving certificate not reloaded, keeping the current one: %s", exc)
+
+
+def _stamp(path: Path) -> tuple[int, int, int]:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return -1, -1, -1
+    return st.st_mtime_ns, st.st_ino, st.st_size

@@ -67,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
     app = make_app(Reviewer(cfg, ctx, reader, args.namespace))
 
     async def watch_certs(_app: web.Application) -> AsyncIterator[None]:
-        task = asyncio.create_task(tls.watch())
+        task = asyncio.create_task(tls.watch(cfg.cert_reload_s))
         yield
         task.cancel()
 

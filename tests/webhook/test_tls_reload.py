@@ -78,3 +78,19 @@ async def test_a_half_rotated_pair_is_refused_and_the_current_certificate_keeps_
     (tmp_path / "tls.key").write_bytes(second.key_pem)  # the rotation completes
     assert server.tls.reload()
     assert await server.served_by(second)
+
+
+async def test_a_corrupt_pair_keeps_the_current_certificate_and_is_logged_once_per_version(
+    served, tmp_path, caplog
+):
+    server, first = served
+    (tmp_path / "tls.crt").write_bytes(b"-----BEGIN CERTIFICATE-----\ngarbage\n")
+    with caplog.at_level("ERROR", logger="gpuplace.webhook.tls"):
+        for _ in range(5):  # the watcher looks again and again at the same bad version
+            server.tls.poll()
+        assert len(caplog.records) == 1 and "keeping the current one" in caplog.records[0].getMessage()
+        (tmp_path / "tls.crt").write_bytes(b"still not a certificate")  # another bad version: said once more
+        server.tls.poll()
+        server.tls.poll()
+        assert len(caplog.records) == 2
+    assert await server.served_by(first)
