@@ -412,6 +412,9 @@ def _env(value: Any, where: Callable[[str], str]) -> dict[str, str | None]:
     return env
 
 
+INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
+
+
 def _int_at(obj: Mapping[str, Any], path: tuple[str, ...], default: int | None) -> int | None:
     node: Any = obj
     for key in path:
@@ -419,9 +422,12 @@ def _int_at(obj: Mapping[str, Any], path: tuple[str, ...], default: int | None) 
             return default
         node = node[key]
     try:
-        return int(node)
-    except (TypeError, ValueError) as exc:
+        value = int(node)
+    except (TypeError, ValueError, OverflowError) as exc:
         raise WorkloadError(f"{'.'.join(path)} must be an integer, got {node!r}") from exc
+    if not INT32_MIN <= value <= INT32_MAX:  # replicas and sizes are int32 in Kubernetes
+        raise WorkloadError(f"{'.'.join(path)} must be a 32-bit integer, got {node!r}")
+    return value
 
 
 def _quantity_int(value: str, where: Callable[[str], str], resource: str) -> int:

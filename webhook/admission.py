@@ -75,19 +75,26 @@ def parse_review(body: bytes) -> Request:
             raise ReviewError(f"request.{name} must be an object")
     if operation in {"CREATE", "UPDATE"} and obj is None:
         raise ReviewError(f"request.object is missing for {operation}")
+    user = req.get("userInfo")
     return Request(
         uid=uid,
         kind=str(kind["kind"]),
         group=str(kind.get("group") or ""),
         operation=operation,
-        namespace=req.get("namespace"),
-        name=req.get("name"),
+        namespace=_text(req.get("namespace")),
+        name=_text(req.get("name")),
         obj=obj,
         old_obj=old,
-        dry_run=bool(req.get("dryRun")),
-        user=str((req.get("userInfo") or {}).get("username", "")),
+        dry_run=req.get("dryRun") is True,
+        user=str(user.get("username", "")) if isinstance(user, dict) else "",
         raw=req,
     )
+
+
+def _text(value: Any) -> str | None:
+    """namespace and name as the apiserver sends them (strings, "" for cluster-scoped); anything else is
+    taken as absent rather than failing the review."""
+    return value if isinstance(value, str) and value else None
 
 
 def review(uid: str, response: Mapping[str, Any]) -> dict[str, Any]:

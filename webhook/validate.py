@@ -146,7 +146,7 @@ class Reviewer:
         if workload is not None:
             out.extend(check_workload(workload, self.ctx))
         if is_autoscaler(obj):
-            autoscaler = extract_autoscaler(obj)
+            autoscaler = _autoscaler(obj)
             if autoscaler is not None:
                 targets, note = await self._targets(autoscaler, workload, namespace)
                 out.extend(check_autoscaler(autoscaler, lambda _a: (targets, note), self.ctx))
@@ -237,6 +237,14 @@ def _workload(
         return extract(obj, ctx.gpus, claims)
     except WorkloadError as exc:
         # The apiserver has validated built-in kinds; this is a CRD with a shape gpuplace cannot read.
+        log.warning("%s/%s: cannot read: %s", obj.get("kind"), (obj.get("metadata") or {}).get("name"), exc)
+        return None
+
+
+def _autoscaler(obj: Mapping[str, Any]) -> Autoscaler | None:
+    try:
+        return extract_autoscaler(obj)
+    except WorkloadError as exc:  # a CRD (KEDA, Knative) or a field gpuplace cannot read: judged no further
         log.warning("%s/%s: cannot read: %s", obj.get("kind"), (obj.get("metadata") or {}).get("name"), exc)
         return None
 
