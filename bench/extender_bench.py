@@ -53,8 +53,11 @@ from placement.checks.settings import CheckContext  # noqa: E402
 from placement.scheduling import PolicyHolder  # noqa: E402
 
 # Node mix: (product, GPUs, cpu, memory, share of nodes)
-NODE_MIX = [("NVIDIA-H100-80GB-HBM3", 8, "192", "2Ti", 0.5), ("NVIDIA-H100-NVL", 4, "96", "1Ti", 0.2),
-            ("NVIDIA-L4", 4, "48", "192Gi", 0.3)]
+NODE_MIX = [
+    ("NVIDIA-H100-80GB-HBM3", 8, "192", "2Ti", 0.5),
+    ("NVIDIA-H100-NVL", 4, "96", "1Ti", 0.2),
+    ("NVIDIA-L4", 4, "48", "192Gi", 0.3),
+]
 # Pod mix: (GPUs, share); multi-GPU pods need one NVLink domain. A third carry a memory need (a model).
 POD_MIX = [(1, 0.45), (2, 0.25), (4, 0.2), (8, 0.1)]
 MEMORY_NEEDS = [None, None, 18_833, 51_443]
@@ -68,16 +71,34 @@ def log(msg: str) -> None:
 def node_obj(name: str, product: str, gpus: int, cpu: str, memory: str) -> dict[str, Any]:
     alloc = {"cpu": cpu, "memory": memory, "pods": "110", "nvidia.com/gpu": str(gpus)}
     return {
-        "apiVersion": "v1", "kind": "Node",
-        "metadata": {"name": name, "labels": {
-            "kubernetes.io/hostname": name, "kubernetes.io/os": "linux", "nvidia.com/gpu.present": "true",
-            "nvidia.com/gpu.product": product, "nvidia.com/gpu.count": str(gpus),
-            "gpuplace.io/bench": "true"}},
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {
+            "name": name,
+            "labels": {
+                "kubernetes.io/hostname": name,
+                "kubernetes.io/os": "linux",
+                "nvidia.com/gpu.present": "true",
+                "nvidia.com/gpu.product": product,
+                "nvidia.com/gpu.count": str(gpus),
+                "gpuplace.io/bench": "true",
+            },
+        },
         "spec": {},
-        "status": {"capacity": alloc, "allocatable": alloc,
-                   "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady",
-                                   "message": "fake", "lastHeartbeatTime": "2026-01-01T00:00:00Z",
-                                   "lastTransitionTime": "2026-01-01T00:00:00Z"}]},
+        "status": {
+            "capacity": alloc,
+            "allocatable": alloc,
+            "conditions": [
+                {
+                    "type": "Ready",
+                    "status": "True",
+                    "reason": "KubeletReady",
+                    "message": "fake",
+                    "lastHeartbeatTime": "2026-01-01T00:00:00Z",
+                    "lastTransitionTime": "2026-01-01T00:00:00Z",
+                }
+            ],
+        },
     }
 
 
@@ -97,8 +118,16 @@ def nodes_for(n: int) -> list[dict[str, Any]]:
     return out
 
 
-def pod_obj(name: str, gpus: int, ns: str, scheduler: str, memory_need: int | None = None,
-            uid: str | None = None, node: str | None = None, gpu_ids: str | None = None) -> dict[str, Any]:
+def pod_obj(
+    name: str,
+    gpus: int,
+    ns: str,
+    scheduler: str,
+    memory_need: int | None = None,
+    uid: str | None = None,
+    node: str | None = None,
+    gpu_ids: str | None = None,
+) -> dict[str, Any]:
     annotations: dict[str, str] = {"gpuplace.io/nvlink": "required" if gpus > 1 else "none"}
     if memory_need:
         annotations["gpuplace.io/gpu-memory-min"] = str(memory_need)
@@ -109,10 +138,18 @@ def pod_obj(name: str, gpus: int, ns: str, scheduler: str, memory_need: int | No
         meta["uid"] = uid
         meta["resourceVersion"] = "1"
     spec: dict[str, Any] = {
-        "schedulerName": scheduler, "terminationGracePeriodSeconds": 0,
-        "containers": [{"name": "main", "image": "registry.k8s.io/pause:3.10", "resources": {
-            "requests": {"cpu": str(4 * gpus), "memory": f"{32 * gpus}Gi"},
-            "limits": {"nvidia.com/gpu": str(gpus)}}}],
+        "schedulerName": scheduler,
+        "terminationGracePeriodSeconds": 0,
+        "containers": [
+            {
+                "name": "main",
+                "image": "registry.k8s.io/pause:3.10",
+                "resources": {
+                    "requests": {"cpu": str(4 * gpus), "memory": f"{32 * gpus}Gi"},
+                    "limits": {"nvidia.com/gpu": str(gpus)},
+                },
+            }
+        ],
     }
     if node:
         spec["nodeName"] = node
@@ -130,23 +167,41 @@ def prefill(cache: ClusterCache, nodes: list[dict[str, Any]], rng: random.Random
     pods: list[dict[str, Any]] = []
     for n in nodes:
         gpus = int(n["status"]["allocatable"]["nvidia.com/gpu"])
-        domain = 2 if n["metadata"]["labels"]["nvidia.com/gpu.product"] == "NVIDIA-H100-NVL" else (
-            1 if gpus == 4 else 8)
+        domain = (
+            2
+            if n["metadata"]["labels"]["nvidia.com/gpu.product"] == "NVIDIA-H100-NVL"
+            else (1 if gpus == 4 else 8)
+        )
         target = sum(rng.random() < fill for _ in range(gpus))
         free = list(range(gpus))
         used = 0
         while used < target:
             size = rng.choice([s for s in (1, 2, 4) if s <= target - used and s <= max(domain, 1)] or [1])
-            block = next((free[i:i + size] for i in range(0, len(free) - size + 1)
-                          if free[i] // max(domain, 1) == free[i + size - 1] // max(domain, 1)
-                          and free[i + size - 1] - free[i] == size - 1), None)
+            block = next(
+                (
+                    free[i : i + size]
+                    for i in range(0, len(free) - size + 1)
+                    if free[i] // max(domain, 1) == free[i + size - 1] // max(domain, 1)
+                    and free[i + size - 1] - free[i] == size - 1
+                ),
+                None,
+            )
             if block is None:
                 break
             for g in block:
                 free.remove(g)
             used += size
-            pods.append(pod_obj(f"pre-{len(pods)}", size, "bench", "x", uid=f"pre-{len(pods)}",
-                                node=n["metadata"]["name"], gpu_ids=",".join(map(str, block))))
+            pods.append(
+                pod_obj(
+                    f"pre-{len(pods)}",
+                    size,
+                    "bench",
+                    "x",
+                    uid=f"pre-{len(pods)}",
+                    node=n["metadata"]["name"],
+                    gpu_ids=",".join(map(str, block)),
+                )
+            )
     cache.replace_pods(pods, 0.0)
     return len(pods)
 
@@ -201,11 +256,16 @@ def latency_run(size: int, pods: int, shortlist: int, seed: int = 0) -> dict[str
             passed_counts.append(len(passed))
     ms = 1000.0
     return {
-        "nodes": size, "shortlist": shortlist, "pods": len(total), "prefilled_pods": prefilled,
+        "nodes": size,
+        "shortlist": shortlist,
+        "pods": len(total),
+        "prefilled_pods": prefilled,
         "setup_s": setup_s,
         "refused": refused,
-        "p50_ms": percentile(total, 50) * ms, "p99_ms": percentile(total, 99) * ms,
-        "filter_p50_ms": percentile(lat_filter, 50) * ms, "prioritize_p50_ms": percentile(lat_prio, 50) * ms,
+        "p50_ms": percentile(total, 50) * ms,
+        "p99_ms": percentile(total, 99) * ms,
+        "filter_p50_ms": percentile(lat_filter, 50) * ms,
+        "prioritize_p50_ms": percentile(lat_prio, 50) * ms,
         "mean_candidates": float(np.mean(passed_counts)) if passed_counts else 0.0,
     }
 
@@ -261,8 +321,12 @@ async def http_latency(size: int, pods: int, shortlist: int, seed: int = 0) -> d
                 async with session.post(url + "/prioritize", data=body2) as resp:
                     best = max(await resp.json(), key=lambda h: h["Score"])["Host"]
             t3 = time.perf_counter()
-            bind = {"PodName": p["metadata"]["name"], "PodNamespace": "bench", "PodUID": f"h-{i}",
-                    "Node": best}
+            bind = {
+                "PodName": p["metadata"]["name"],
+                "PodNamespace": "bench",
+                "PodUID": f"h-{i}",
+                "Node": best,
+            }
             async with session.post(url + "/bind", json=bind) as resp:
                 await resp.read()
             t4 = time.perf_counter()
@@ -270,9 +334,14 @@ async def http_latency(size: int, pods: int, shortlist: int, seed: int = 0) -> d
                 samples.append(t1 - t0 + t3 - t2)
                 binds.append(t4 - t3)
     await runner.cleanup()
-    return {"nodes": size, "shortlist": shortlist, "pods": len(samples),
-            "p50_ms": percentile(samples, 50) * 1000,
-            "p99_ms": percentile(samples, 99) * 1000, "bind_p50_ms": percentile(binds, 50) * 1000}
+    return {
+        "nodes": size,
+        "shortlist": shortlist,
+        "pods": len(samples),
+        "p50_ms": percentile(samples, 50) * 1000,
+        "p99_ms": percentile(samples, 99) * 1000,
+        "bind_p50_ms": percentile(binds, 50) * 1000,
+    }
 
 
 # ---- 2. throughput with the real kube-scheduler ------------------------------------------------------------
@@ -302,8 +371,11 @@ def cpu_seconds(pid: int) -> float:
 
 def process_pids(cp: Any, extender_pid: int, scheduler: Any) -> dict[str, int]:
     pids = {"extender": extender_pid}
-    components = (("kube-apiserver", getattr(cp, "_apiserver", None)), ("etcd", getattr(cp, "_etcd", None)),
-                  ("kube-scheduler", scheduler))
+    components = (
+        ("kube-apiserver", getattr(cp, "_apiserver", None)),
+        ("etcd", getattr(cp, "_etcd", None)),
+        ("kube-scheduler", scheduler),
+    )
     for name, comp in components:
         proc = getattr(comp, "process", None)
         pid = getattr(proc, "pid", None)
@@ -314,12 +386,18 @@ def process_pids(cp: Any, extender_pid: int, scheduler: Any) -> dict[str, int]:
 
 def scheduler_configs(extender_url: str) -> Iterator[tuple[str, dict[str, Any], str]]:
     qps = {"qps": 500, "burst": 1000}
-    stock = {"apiVersion": "kubescheduler.config.k8s.io/v1", "kind": "KubeSchedulerConfiguration",
-             "clientConnection": qps, "profiles": [{"schedulerName": "bench-stock"}]}
+    stock = {
+        "apiVersion": "kubescheduler.config.k8s.io/v1",
+        "kind": "KubeSchedulerConfiguration",
+        "clientConnection": qps,
+        "profiles": [{"schedulerName": "bench-stock"}],
+    }
     yield "stock kube-scheduler (default config)", stock, "bench-stock"
-    yield ("stock, percentageOfNodesToScore: 100", {**stock, "percentageOfNodesToScore": 100,
-                                                    "profiles": [{"schedulerName": "bench-stock-all"}]},
-           "bench-stock-all")
+    yield (
+        "stock, percentageOfNodesToScore: 100",
+        {**stock, "percentageOfNodesToScore": 100, "profiles": [{"schedulerName": "bench-stock-all"}]},
+        "bench-stock-all",
+    )
     configmap = yaml.safe_load((REPO / "manifests/scheduler/scheduler-config.yaml").read_text())
     shipped = yaml.safe_load(configmap["data"]["scheduler-config.yaml"])
     shipped["extenders"][0]["urlPrefix"] = extender_url
@@ -342,7 +420,8 @@ def extender_sums(metrics: str) -> dict[str, tuple[float, float]]:
     """verb -> (seconds, requests) so far, from the extender's latency histogram."""
     found: dict[str, list[float]] = {}
     for kind, verb, value in re.findall(
-            r'gpuplace_extender_request_duration_seconds_(sum|count)\{verb="(\w+)"\} (\S+)', metrics):
+        r'gpuplace_extender_request_duration_seconds_(sum|count)\{verb="(\w+)"\} (\S+)', metrics
+    ):
         found.setdefault(verb, [0.0, 0.0])[0 if kind == "sum" else 1] = float(value)
     return {verb: (v[0], v[1]) for verb, v in found.items()}
 
@@ -385,10 +464,14 @@ def scheduler_breakdown(cp: Any, sched: Any) -> dict[str, float]:
 
     return {
         "algorithm": mean(r"^scheduler_scheduling_algorithm_duration_seconds_KIND (\S+)"),
-        "filter plugins": mean(r'^scheduler_framework_extension_point_duration_seconds_KIND\{'
-                               r'extension_point="Filter",profile="[^"]+",status="Success"\} (\S+)'),
-        "score plugins": mean(r'^scheduler_framework_extension_point_duration_seconds_KIND\{'
-                              r'extension_point="Score",profile="[^"]+",status="Success"\} (\S+)'),
+        "filter plugins": mean(
+            r"^scheduler_framework_extension_point_duration_seconds_KIND\{"
+            r'extension_point="Filter",profile="[^"]+",status="Success"\} (\S+)'
+        ),
+        "score plugins": mean(
+            r"^scheduler_framework_extension_point_duration_seconds_KIND\{"
+            r'extension_point="Score",profile="[^"]+",status="Success"\} (\S+)'
+        ),
     }
 
 
@@ -426,10 +509,24 @@ class Cluster:
         launcher = os.environ.get("GPUPLACE_BENCH_LAUNCHER", "").split() or [sys.executable, "-m", "gpuplace"]
         with self.log_path.open("ab") as fh:
             self.proc = subprocess.Popen(
-                [*launcher, "extender", "--kubeconfig", str(self.cp.kubeconfig), "--address", "127.0.0.1",
-                 "--port", str(self.port), "--shortlist", str(shortlist),
-                 "--log-level", os.environ.get("GPUPLACE_BENCH_LOG_LEVEL", "warning")],
-                stdout=fh, stderr=subprocess.STDOUT, cwd=REPO)
+                [
+                    *launcher,
+                    "extender",
+                    "--kubeconfig",
+                    str(self.cp.kubeconfig),
+                    "--address",
+                    "127.0.0.1",
+                    "--port",
+                    str(self.port),
+                    "--shortlist",
+                    str(shortlist),
+                    "--log-level",
+                    os.environ.get("GPUPLACE_BENCH_LOG_LEVEL", "warning"),
+                ],
+                stdout=fh,
+                stderr=subprocess.STDOUT,
+                cwd=REPO,
+            )
         self.shortlist = shortlist
         deadline = time.monotonic() + 120
         while http_get(self.url + "/readyz")[0] != 200:
@@ -445,18 +542,27 @@ class Cluster:
 
     def bench_pods(self) -> list[dict[str, Any]]:
         items: list[dict[str, Any]] = json.loads(
-            self.api.list_namespaced_pod("bench", _preload_content=False).data)["items"]
+            self.api.list_namespaced_pod("bench", _preload_content=False).data
+        )["items"]
         return items
 
-    def run(self, label: str, config: dict[str, Any], scheduler_name: str, sizes: list[int], tag: str,
-            timeout: float) -> dict[str, Any]:
+    def run(
+        self,
+        label: str,
+        config: dict[str, Any],
+        scheduler_name: str,
+        sizes: list[int],
+        tag: str,
+        timeout: float,
+    ) -> dict[str, Any]:
         wait_extender_idle(self.url, [n["metadata"]["name"] for n in self.nodes])
         t = time.perf_counter()
 
         def make_pod(args: tuple[int, int]) -> None:
             i, gpus = args
-            self.api.create_namespaced_pod("bench", pod_obj(f"{tag}-{i}", gpus, "bench", scheduler_name),
-                                           _preload_content=False)
+            self.api.create_namespaced_pod(
+                "bench", pod_obj(f"{tag}-{i}", gpus, "bench", scheduler_name), _preload_content=False
+            )
 
         with ThreadPoolExecutor(8) as pool:
             list(pool.map(make_pod, enumerate(sizes)))
@@ -482,12 +588,22 @@ class Cluster:
             breakdown = scheduler_breakdown(self.cp, sched)
         after = http_get(self.url + "/metrics")[1]
         span = times[-1] - times[0] if len(times) > 1 else float("nan")
-        row = {"run": label, "nodes": len(self.nodes), "pods": len(sizes), "bound": bound,
-               "pods_per_s": (len(times) - 1) / span if span > 0 else float("nan"),
-               "bind_span_s": span, "wall_s": wall, "cpu_s": cpu, "extender_mean_ms": mean_ms(before, after),
-               "scheduler_ms": breakdown}
-        log(f"{label}: {bound}/{len(sizes)} bound, {row['pods_per_s']:.1f} pods/s (binds over {span:.1f}s, "
-            f"{wall:.1f}s from scheduler start)")
+        row = {
+            "run": label,
+            "nodes": len(self.nodes),
+            "pods": len(sizes),
+            "bound": bound,
+            "pods_per_s": (len(times) - 1) / span if span > 0 else float("nan"),
+            "bind_span_s": span,
+            "wall_s": wall,
+            "cpu_s": cpu,
+            "extender_mean_ms": mean_ms(before, after),
+            "scheduler_ms": breakdown,
+        }
+        log(
+            f"{label}: {bound}/{len(sizes)} bound, {row['pods_per_s']:.1f} pods/s (binds over {span:.1f}s, "
+            f"{wall:.1f}s from scheduler start)"
+        )
         self.api.delete_collection_namespaced_pod("bench", grace_period_seconds=0, _preload_content=False)
         wait_pods_gone(self.api)
         return row
@@ -503,8 +619,14 @@ class Cluster:
             Path(keep).write_bytes(self.log_path.read_bytes())
 
 
-def throughput(n_nodes: int, n_pods: int, timeout: float, runs: list[str] | None = None,
-               repeat: int = 1, shortlists: tuple[int, ...] = (1,)) -> list[dict[str, Any]]:
+def throughput(
+    n_nodes: int,
+    n_pods: int,
+    timeout: float,
+    runs: list[str] | None = None,
+    repeat: int = 1,
+    shortlists: tuple[int, ...] = (1,),
+) -> list[dict[str, Any]]:
     """Every configuration `repeat` times, interleaved, so that load from elsewhere hits them alike."""
     from tests.harness import local_control_plane
 
@@ -544,8 +666,9 @@ def wait_extender_idle(url: str, names: list[str], timeout: float = 120) -> None
     probe["metadata"]["uid"] = ""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        req = urllib.request.Request(url + "/filter", data=json.dumps(
-            {"Pod": probe, "Nodes": None, "NodeNames": names}).encode())
+        req = urllib.request.Request(
+            url + "/filter", data=json.dumps({"Pod": probe, "Nodes": None, "NodeNames": names}).encode()
+        )
         with urllib.request.urlopen(req, timeout=30) as resp:
             body = json.loads(resp.read())
         if body["NodeNames"] and not body["FailedNodes"] and not body["FailedAndUnresolvableNodes"]:
@@ -559,30 +682,42 @@ def wait_extender_idle(url: str, names: list[str], timeout: float = 120) -> None
 
 # ---- report ------------------------------------------------------------------------------------------------
 def report(lat: list[dict[str, Any]], http: list[dict[str, Any]], thr: list[dict[str, Any]]) -> str:
-    lines = [f"# gpuplace extender benchmark, {datetime.now().isoformat(timespec='seconds')}",
-             f"# host: {platform.node()} {os.cpu_count()} CPUs, Python {platform.python_version()}, "
-             f"{platform.machine()}; other work may be running on the same cores", ""]
+    lines = [
+        f"# gpuplace extender benchmark, {datetime.now().isoformat(timespec='seconds')}",
+        f"# host: {platform.node()} {os.cpu_count()} CPUs, Python {platform.python_version()}, "
+        f"{platform.machine()}; other work may be running on the same cores",
+        "",
+    ]
     lines.append("## filter + prioritize per pod, in-process (parse request, decide, write answer)")
     lines.append("shortlist 1: /filter ranks the fitting nodes and offers the best (the scheduler then skips")
     lines.append("/prioritize); shortlist 0: /filter offers every fitting node, /prioritize scores them all.")
-    lines.append(f"{'nodes':>7} {'shortlist':>9} {'pods':>5} {'p50 ms':>8} {'p99 ms':>8} "
-                 f"{'filter p50':>11} {'prio p50':>9} {'offered':>8} {'refused':>8}")
+    lines.append(
+        f"{'nodes':>7} {'shortlist':>9} {'pods':>5} {'p50 ms':>8} {'p99 ms':>8} "
+        f"{'filter p50':>11} {'prio p50':>9} {'offered':>8} {'refused':>8}"
+    )
     for r in lat:
-        lines.append(f"{r['nodes']:>7} {r['shortlist']:>9} {r['pods']:>5} {r['p50_ms']:>8.2f} "
-                     f"{r['p99_ms']:>8.2f} {r['filter_p50_ms']:>11.2f} {r['prioritize_p50_ms']:>9.2f} "
-                     f"{r['mean_candidates']:>8.0f} {r['refused']:>8}")
+        lines.append(
+            f"{r['nodes']:>7} {r['shortlist']:>9} {r['pods']:>5} {r['p50_ms']:>8.2f} "
+            f"{r['p99_ms']:>8.2f} {r['filter_p50_ms']:>11.2f} {r['prioritize_p50_ms']:>9.2f} "
+            f"{r['mean_candidates']:>8.0f} {r['refused']:>8}"
+        )
     if http:
         lines += ["", "## the same over HTTP (aiohttp, loopback, client in the same process)"]
         for r in http:
-            lines.append(f"{r['nodes']:>7} nodes, shortlist {r['shortlist']}: filter+prioritize p50 "
-                         f"{r['p50_ms']:.2f} ms, p99 "
-                         f"{r['p99_ms']:.2f} ms; bind (no API call) p50 {r['bind_p50_ms']:.2f} ms")
+            lines.append(
+                f"{r['nodes']:>7} nodes, shortlist {r['shortlist']}: filter+prioritize p50 "
+                f"{r['p50_ms']:.2f} ms, p99 "
+                f"{r['p99_ms']:.2f} ms; bind (no API call) p50 {r['bind_p50_ms']:.2f} ms"
+            )
     if thr:
-        lines += ["", "## real kube-scheduler throughput on the same fake cluster "
-                  "(pods created first, then the scheduler starts)",
-                  "pods/s over the bind span (first to last 'Successfully bound' line of the scheduler log);",
-                  "median of the repetitions, each repetition in brackets; CPU seconds per process for the",
-                  "median repetition; extender mean ms per verb as the extender served them."]
+        lines += [
+            "",
+            "## real kube-scheduler throughput on the same fake cluster "
+            "(pods created first, then the scheduler starts)",
+            "pods/s over the bind span (first to last 'Successfully bound' line of the scheduler log);",
+            "median of the repetitions, each repetition in brackets; CPU seconds per process for the",
+            "median repetition; extender mean ms per verb as the extender served them.",
+        ]
         by_run: dict[str, list[dict[str, Any]]] = {}
         for r in thr:
             by_run.setdefault(r["run"], []).append(r)
@@ -597,33 +732,44 @@ def report(lat: list[dict[str, Any]], http: list[dict[str, Any]], thr: list[dict
             versus = f" = {medians[run] / base:.0%} of stock"
             if "extender" in run:
                 versus += f", {medians[run] / same:.0%} of the same configuration without the extender"
-            lines.append(f"{run:<48} {mid['nodes']} nodes, {mid['bound']}/{mid['pods']} bound: "
-                         f"{medians[run]:.1f} pods/s [{each}]{versus}")
+            lines.append(
+                f"{run:<48} {mid['nodes']} nodes, {mid['bound']}/{mid['pods']} bound: "
+                f"{medians[run]:.1f} pods/s [{each}]{versus}"
+            )
             lines.append("    CPU s: " + ", ".join(f"{k} {v:.1f}" for k, v in mid["cpu_s"].items()))
             if mid.get("scheduler_ms"):
-                lines.append("    kube-scheduler mean ms per attempt: " + ", ".join(
-                    f"{k} {v:.2f}" for k, v in mid["scheduler_ms"].items()))
+                lines.append(
+                    "    kube-scheduler mean ms per attempt: "
+                    + ", ".join(f"{k} {v:.2f}" for k, v in mid["scheduler_ms"].items())
+                )
             if "extender" in run and mid["extender_mean_ms"]:
-                lines.append("    extender requests (mean ms): " + ", ".join(
-                    f"{k} {n} ({v:.2f})" for k, (v, n) in sorted(mid["extender_mean_ms"].items())))
+                lines.append(
+                    "    extender requests (mean ms): "
+                    + ", ".join(f"{k} {n} ({v:.2f})" for k, (v, n) in sorted(mid["extender_mean_ms"].items()))
+                )
     return "\n".join(lines) + "\n"
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--sizes", default="500,5000,20000", help="node counts for the latency part")
     parser.add_argument("--pods", type=int, default=300, help="pods per size (latency part)")
-    parser.add_argument("--http-size", type=int, default=5000,
-                        help="node count of the HTTP latency run (0: skip)")
+    parser.add_argument(
+        "--http-size", type=int, default=5000, help="node count of the HTTP latency run (0: skip)"
+    )
     parser.add_argument("--throughput-nodes", type=int, default=1000)
     parser.add_argument("--throughput-pods", type=int, default=1000)
     parser.add_argument("--throughput-timeout", type=float, default=240.0, help="seconds per scheduler run")
     parser.add_argument("--repeat", type=int, default=3, help="repetitions of each scheduler run")
     parser.add_argument("--shortlists", default="1,8", help="extender --shortlist values to run")
     parser.add_argument("--skip-throughput", action="store_true")
-    parser.add_argument("--runs", default="", help="comma-separated subset of: bench-stock, bench-stock-all, "
-                        "gpuplace-scheduler (default: all)")
+    parser.add_argument(
+        "--runs",
+        default="",
+        help="comma-separated subset of: bench-stock, bench-stock-all, gpuplace-scheduler (default: all)",
+    )
     parser.add_argument("--out", help="also write the report here")
     args = parser.parse_args()
     lat = []
@@ -632,12 +778,24 @@ def main() -> int:
         for k in (*shortlists, 0) if 0 not in shortlists else shortlists:
             log(f"latency at {size} nodes, shortlist {k}")
             lat.append(latency_run(size, args.pods, k))
-    http = [asyncio.run(http_latency(args.http_size, min(args.pods, 200), k))
-            for k in (shortlists[0], 0)] if args.http_size else []
+    http = (
+        [asyncio.run(http_latency(args.http_size, min(args.pods, 200), k)) for k in (shortlists[0], 0)]
+        if args.http_size
+        else []
+    )
     runs = [r for r in args.runs.split(",") if r] or None
-    thr = [] if args.skip_throughput else throughput(args.throughput_nodes, args.throughput_pods,
-                                                     args.throughput_timeout, runs, args.repeat,
-                                                     tuple(int(k) for k in args.shortlists.split(",")))
+    thr = (
+        []
+        if args.skip_throughput
+        else throughput(
+            args.throughput_nodes,
+            args.throughput_pods,
+            args.throughput_timeout,
+            runs,
+            args.repeat,
+            tuple(int(k) for k in args.shortlists.split(",")),
+        )
+    )
     text = report(lat, http, thr)
     print(text)
     if args.out:

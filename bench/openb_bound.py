@@ -99,22 +99,32 @@ class PodType:
 
     def fits(self, node: NodeType) -> bool:
         """Whether one empty node of this type can hold one such pod."""
-        return (self.cpu <= node.cpu and self.mem <= node.mem and self.gpus <= node.gpus
-                and (not self.models or node.model in self.models))
+        return (
+            self.cpu <= node.cpu
+            and self.mem <= node.mem
+            and self.gpus <= node.gpus
+            and (not self.models or node.model in self.models)
+        )
 
 
 def node_types(nodes: Sequence[GpuNode]) -> list[NodeType]:
     counts = Counter((n.cpu_milli_total, n.memory_mib_total, n.gpu_count, n.model) for n in nodes)
-    return [NodeType(cpu, mem, gpus, model, k) for (cpu, mem, gpus, model), k in sorted(counts.items())
-            if gpus > 0]
+    return [
+        NodeType(cpu, mem, gpus, model, k)
+        for (cpu, mem, gpus, model), k in sorted(counts.items())
+        if gpus > 0
+    ]
 
 
 def pod_types(pods: Sequence[PodRequest]) -> list[PodType]:
     """GPU pods by type; CPU-only pods are dropped (they allocate no GPU)."""
-    counts = Counter((p.cpu_milli, p.memory_mib, p.num_gpu, p.gpu_milli, p.gpu_models)
-                     for p in pods if p.num_gpu > 0)
-    return [PodType(cpu, mem, g, s, models, k)
-            for (cpu, mem, g, s, models), k in sorted(counts.items(), key=lambda kv: repr(kv[0]))]
+    counts = Counter(
+        (p.cpu_milli, p.memory_mib, p.num_gpu, p.gpu_milli, p.gpu_models) for p in pods if p.num_gpu > 0
+    )
+    return [
+        PodType(cpu, mem, g, s, models, k)
+        for (cpu, mem, g, s, models), k in sorted(counts.items(), key=lambda kv: repr(kv[0]))
+    ]
 
 
 def share_configurations(shares: Sequence[int], capacity: int = MILLI) -> list[dict[int, int]]:
@@ -150,8 +160,9 @@ class PackingBound:
     lp_value: float  # the solver's primal objective (for comparison)
 
 
-def packable_upper_bound(nodes: Sequence[NodeType], pods: Sequence[PodType],
-                         configs: Sequence[dict[int, int]] | None = None) -> PackingBound:
+def packable_upper_bound(
+    nodes: Sequence[NodeType], pods: Sequence[PodType], configs: Sequence[dict[int, int]] | None = None
+) -> PackingBound:
     """An upper bound on the GPU demand (milli) of any subset of `pods` that fits on `nodes` at once:
     the LP relaxation of the module docstring, certified from its duals."""
     if configs is None:
@@ -208,8 +219,9 @@ class SeedBound:
     seconds: float
 
 
-def allocation_bounds(nodes: Sequence[GpuNode], pods: Sequence[PodRequest], seed: int,
-                      checkpoints: int = WINDOW_CHECKPOINTS) -> tuple[ReplayResult, float]:
+def allocation_bounds(
+    nodes: Sequence[GpuNode], pods: Sequence[PodRequest], seed: int, checkpoints: int = WINDOW_CHECKPOINTS
+) -> tuple[ReplayResult, float]:
     """For the replay of `pods` with `seed`: a ReplayResult whose allocation after each pod is an upper
     bound on any policy's (step 1 of the module docstring), and the bound at the last pod of the 100%
     window (milli)."""
@@ -217,36 +229,44 @@ def allocation_bounds(nodes: Sequence[GpuNode], pods: Sequence[PodRequest], seed
     work = replay_workload(pods, capacity, ReplayConfig(seed=seed))
     arrived = np.cumsum([p.total_gpu_milli for p in work], dtype=np.int64)
     window = np.flatnonzero(np.rint(arrived * 100.0 / capacity).astype(np.int64) == 100)
-    marks = sorted({int(chunk[-1]) for chunk in np.array_split(window, checkpoints) if len(chunk)}
-                   | {len(work) - 1})
+    marks = sorted(
+        {int(chunk[-1]) for chunk in np.array_split(window, checkpoints) if len(chunk)} | {len(work) - 1}
+    )
     ntypes = node_types(nodes)
     configs = share_configurations([p.gpu_milli for p in work if p.is_shared])
-    upper = [packable_upper_bound(ntypes, pod_types(work[:j + 1]), configs).upper for j in marks]
+    upper = [packable_upper_bound(ntypes, pod_types(work[: j + 1]), configs).upper for j in marks]
     allocated = np.empty(len(work), dtype=np.int64)
     lo = 0
     for j, ub in zip(marks, upper, strict=True):
-        allocated[lo:j + 1] = np.minimum(arrived[lo:j + 1], ub)
+        allocated[lo : j + 1] = np.minimum(arrived[lo : j + 1], ub)
         lo = j + 1
     end = int(window[-1]) if len(window) else len(work) - 1
     result = ReplayResult("bound", seed, capacity, arrived, allocated, np.zeros(len(work), dtype=np.int64))
     return result, float(allocated[end])
 
 
-def seed_bound(nodes: Sequence[GpuNode], pods: Sequence[PodRequest], seed: int,
-               checkpoints: int = WINDOW_CHECKPOINTS) -> SeedBound:
+def seed_bound(
+    nodes: Sequence[GpuNode], pods: Sequence[PodRequest], seed: int, checkpoints: int = WINDOW_CHECKPOINTS
+) -> SeedBound:
     """The lower bound of the module docstring for one replay seed (the replay's own arrived pods)."""
     start = time.perf_counter()
     result, at_end = allocation_bounds(nodes, pods, seed, checkpoints)
     window = int((np.rint(result.arrived_milli * 100.0 / result.capacity_milli) == 100).sum())
-    return SeedBound(seed, result.unallocated_at(100), window, 100.0 * at_end / result.capacity_milli,
-                     time.perf_counter() - start)
+    return SeedBound(
+        seed,
+        result.unallocated_at(100),
+        window,
+        100.0 * at_end / result.capacity_milli,
+        time.perf_counter() - start,
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0] if __doc__ else None)
     parser.add_argument("--trace-dir", type=Path, default=DEFAULT_TRACE_DIR)
-    parser.add_argument("--traces", default="gpushare60,gpushare100,default",
-                        help="comma-separated openb trace names")
+    parser.add_argument(
+        "--traces", default="gpushare60,gpushare100,default", help="comma-separated openb trace names"
+    )
     parser.add_argument("--seeds", type=int, default=10, help="seeds 0..N-1, as the replay uses")
     parser.add_argument("--checkpoints", type=int, default=WINDOW_CHECKPOINTS)
     args = parser.parse_args(argv)
@@ -259,13 +279,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         for seed in range(args.seeds):
             b = seed_bound(nodes, pods, seed, args.checkpoints)
             bounds.append(b.unallocated_lb)
-            print(f"{trace} seed {seed}: unallocated >= {b.unallocated_lb:.3f}%  (window {b.window_pods} "
-                  f"pods, packable <= {b.packable_at_end_pct:.3f}% at its end, {b.seconds:.1f}s)", flush=True)
+            print(
+                f"{trace} seed {seed}: unallocated >= {b.unallocated_lb:.3f}%  (window {b.window_pods} "
+                f"pods, packable <= {b.packable_at_end_pct:.3f}% at its end, {b.seconds:.1f}s)",
+                flush=True,
+            )
         summary = Summary.of(bounds)
         best_fit = OPENB_PUBLISHED.get(trace, {}).get("best-fit")
         target = f"{2 * best_fit[0] / 3:.2f}" if best_fit else "-"
-        verdict = ("-" if not best_fit else "provably infeasible" if summary.mean > 2 * best_fit[0] / 3
-                   else "not excluded by the bound")
+        verdict = (
+            "-"
+            if not best_fit
+            else "provably infeasible"
+            if summary.mean > 2 * best_fit[0] / 3
+            else "not excluded by the bound"
+        )
         rows.append(f"| {trace} | {summary} (n={summary.n}) | {target} | {verdict} |")
     print("\n| trace | lower bound, unallocated GPU % | target (2/3 paper BestFit) | target |")
     print("|---|---|---|---|")

@@ -67,12 +67,19 @@ class Filled:
     seconds: float
 
 
-def place_in_order(cluster: Cluster, pods: Sequence[PodRequest], policy_name: str, shapes: ShapeDistribution,
-                   seed: int, stop_at: float = 2.0) -> Placed:
+def place_in_order(
+    cluster: Cluster,
+    pods: Sequence[PodRequest],
+    policy_name: str,
+    shapes: ShapeDistribution,
+    seed: int,
+    stop_at: float = 2.0,
+) -> Placed:
     """Greedy placement as the simulator does it (NVLink variant), in order; stops before the first pod
     once allocated GPU reaches `stop_at` of capacity. Pods that fit nowhere fail and stay failed."""
-    policy = make_policy(policy_name, PolicyContext(shapes=shapes, rng=np.random.default_rng(seed),
-                                                    nvlink=True))
+    policy = make_policy(
+        policy_name, PolicyContext(shapes=shapes, rng=np.random.default_rng(seed), nvlink=True)
+    )
     aware = bool(getattr(policy, "nvlink_aware", False))
     tie_rank = np.random.default_rng(seed + 1).permutation(len(cluster))
     out = Placed([], 0, len(pods))
@@ -80,8 +87,13 @@ def place_in_order(cluster: Cluster, pods: Sequence[PodRequest], policy_name: st
         if cluster.gpu_used_milli() >= stop_at * cluster.gpu_capacity_milli:
             out.next = i
             break
-        seen = pod if aware else PodRequest(pod.name, pod.cpu_milli, pod.memory_mib, pod.num_gpu,
-                                            pod.gpu_milli, pod.gpu_models)
+        seen = (
+            pod
+            if aware
+            else PodRequest(
+                pod.name, pod.cpu_milli, pod.memory_mib, pod.num_gpu, pod.gpu_milli, pod.gpu_models
+            )
+        )
         feasible = np.flatnonzero(cluster.feasible(seen))
         if not len(feasible):
             out.failed += 1
@@ -97,11 +109,21 @@ def fill(nodes: list[GpuNode], pods: list[PodRequest], policy: str, seed: int, t
     """The replay up to `target` allocated GPU."""
     cluster = Cluster(nodes)
     work = build_workload(pods, cluster.gpu_capacity_milli, np.random.default_rng(seed), ReplayConfig(seed))
-    work = [PodRequest(f"{p.name}#{i}", p.cpu_milli, p.memory_mib, p.num_gpu, p.gpu_milli, p.gpu_models,
-                       p.nvlink_required) for i, p in enumerate(work)]
+    work = [
+        PodRequest(
+            f"{p.name}#{i}",
+            p.cpu_milli,
+            p.memory_mib,
+            p.num_gpu,
+            p.gpu_milli,
+            p.gpu_models,
+            p.nvlink_required,
+        )
+        for i, p in enumerate(work)
+    ]
     start = time.perf_counter()
     done = place_in_order(cluster, work, policy, ShapeDistribution.from_pods(pods), seed, target)
-    return Filled(cluster, done.pods, work[done.next:], done.failed, time.perf_counter() - start)
+    return Filled(cluster, done.pods, work[done.next :], done.failed, time.perf_counter() - start)
 
 
 def qos_by_name(path: Path) -> dict[str, str]:
@@ -109,8 +131,9 @@ def qos_by_name(path: Path) -> dict[str, str]:
         return {row["name"]: row.get("qos", "") for row in csv.DictReader(handle)}
 
 
-def snapshot_of(nodes: list[GpuNode], filled: Filled, qos: dict[str, str], unmovable: float,
-                seed: int) -> Snapshot:
+def snapshot_of(
+    nodes: list[GpuNode], filled: Filled, qos: dict[str, str], unmovable: float, seed: int
+) -> Snapshot:
     rng = np.random.default_rng(seed + 2)
     names = filled.cluster.names
     pods = []
@@ -120,8 +143,9 @@ def snapshot_of(nodes: list[GpuNode], filled: Filled, qos: dict[str, str], unmov
     return Snapshot([SnapNode.from_gpu_node(n) for n in nodes], pods)
 
 
-def greedy_on(cluster: Cluster, pods: list[PodRequest], policy: str, shapes: ShapeDistribution,
-              seed: int) -> tuple[int, int, float]:
+def greedy_on(
+    cluster: Cluster, pods: list[PodRequest], policy: str, shapes: ShapeDistribution, seed: int
+) -> tuple[int, int, float]:
     """(placed milli-GPU, free-block GPUs after, seconds) of a greedy policy on a copy of the cluster."""
     work = copy_cluster(cluster)
     start = time.perf_counter()
@@ -135,28 +159,40 @@ def describe(filled: Filled) -> str:
     return f"{c.gpu_used_milli() / c.gpu_capacity_milli:.1%} GPUs / {cpu:.1%} CPU allocated"
 
 
-def defrag_at(say: Callable[[str], None], nodes: list[GpuNode], pods: list[PodRequest], qos: dict[str, str],
-              args: argparse.Namespace, level: float) -> None:
+def defrag_at(
+    say: Callable[[str], None],
+    nodes: list[GpuNode],
+    pods: list[PodRequest],
+    qos: dict[str, str],
+    args: argparse.Namespace,
+    level: float,
+) -> None:
     """Fill to `level`, then time a defrag for the trace's next 8-GPU pod."""
     filled = fill(nodes, pods, args.fill_policy, args.seed, level)
     c = filled.cluster
     snap = snapshot_of(nodes, filled, qos, args.unmovable, args.seed)
-    big = next((p for p in filled.rest if p.num_gpu == BIG),
-               PodRequest("synthetic-8gpu", 64000, 262144, BIG, MILLI, nvlink_required=True))
+    big = next(
+        (p for p in filled.rest if p.num_gpu == BIG),
+        PodRequest("synthetic-8gpu", 64000, 262144, BIG, MILLI, nvlink_required=True),
+    )
     start = time.perf_counter()
     r = plan_defrag(snap, big, DefragOptions(solve=SolveOptions(args.time_limit, 2, args.seed)))
     total = time.perf_counter() - start
-    say(f"defrag at {describe(filled)} ({len(snap.pods)} pods, {filled.failed} failed in the fill; nodes "
+    say(
+        f"defrag at {describe(filled)} ({len(snap.pods)} pods, {filled.failed} failed in the fill; nodes "
         f"with {BIG} free GPUs in one domain: {int((c.largest_free_block() >= BIG).sum())}), for "
         f"{big.name} ({BIG} GPUs in one NVLink domain, {big.cpu_milli // 1000} CPU, "
-        f"{big.memory_mib // 1024} GiB)")
+        f"{big.memory_mib // 1024} GiB)"
+    )
     checked = ""
     if r.found and r.moves:
         after_plan(snap, r, big)  # raises if the plan cannot be carried out
         checked = " (plan checked: every move and the pod fit)"
     say(f"  {r.status}: {r.message}{checked}")
-    say(f"  cost {r.cost}, lower bound over all {r.blocks_total} blocks {r.lower_bound}, proven optimal: "
-        f"{r.proven_optimal}; CP-SAT {r.solve_s:.2f} s, end to end {total:.2f} s; {r.scope}")
+    say(
+        f"  cost {r.cost}, lower bound over all {r.blocks_total} blocks {r.lower_bound}, proven optimal: "
+        f"{r.proven_optimal}; CP-SAT {r.solve_s:.2f} s, end to end {total:.2f} s; {r.scope}"
+    )
     for m in r.moves:
         src, dst = ",".join(map(str, m.from_gpus)) or "-", ",".join(map(str, m.to_gpus)) or "-"
         say(f"    evict {m.pod} ({m.from_node} GPU {src}, weight {m.weight}) -> {m.to_node} GPU {dst}")
@@ -169,8 +205,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--fill", type=float, default=0.85, help="allocated GPU share before the batch")
     ap.add_argument("--defrag-fills", type=float, nargs="+", default=[0.75, 0.85, 0.90, 0.95])
-    ap.add_argument("--fill-policy", default="least-allocated",
-                    help="greedy policy of the fill (default: kube-scheduler's default spreading)")
+    ap.add_argument(
+        "--fill-policy",
+        default="least-allocated",
+        help="greedy policy of the fill (default: kube-scheduler's default spreading)",
+    )
     ap.add_argument("--unmovable", type=float, default=0.10)
     ap.add_argument("--pending", type=int, nargs="+", default=[300, 1000])
     ap.add_argument("--time-limit", type=float, default=10.0, help="defrag solve limit (s)")
@@ -190,12 +229,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     pods = with_nvlink_required(read_pods(trace))
     shapes = ShapeDistribution.from_pods(pods)
     qos = qos_by_name(trace)
-    say(f"gpuplace plan on openb: {len(nodes)} GPU nodes, {sum(n.gpu_count for n in nodes)} GPUs; "
+    say(
+        f"gpuplace plan on openb: {len(nodes)} GPU nodes, {sum(n.gpu_count for n in nodes)} GPUs; "
         f"python {platform.python_version()}, {platform.machine()}, {os.cpu_count()} cores (shared); "
-        f"CP-SAT 2 workers; time limit {args.time_limit:g} s (defrag), {args.batch_time_limit:g} s (batch)")
-    say(f"state: {args.fill_policy} replay of openb_pod_list_default (seed {args.seed}, NVLink variant: "
+        f"CP-SAT 2 workers; time limit {args.time_limit:g} s (defrag), {args.batch_time_limit:g} s (batch)"
+    )
+    say(
+        f"state: {args.fill_policy} replay of openb_pod_list_default (seed {args.seed}, NVLink variant: "
         f"whole multi-GPU pods need one domain), stopped at the fill level; {args.unmovable:.0%} of pods "
-        "unmovable; priority from QoS")
+        "unmovable; priority from QoS"
+    )
     say()
     for level in args.defrag_fills:
         defrag_at(say, nodes, pods, qos, args, level)
@@ -210,17 +253,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         r = plan_batch(c, batch, BatchOptions(solve=solve))
         total = time.perf_counter() - start
         say(f"batch at {describe(filled)}: the next {len(batch)} GPU pods ({demand / MILLI:g} GPUs demanded)")
-        say(f"  CP-SAT: {r.placed_milli / MILLI:g} GPUs placed ({len(r.placements)} pods), bound "
+        say(
+            f"  CP-SAT: {r.placed_milli / MILLI:g} GPUs placed ({len(r.placements)} pods), bound "
             f"{r.placed_bound_milli / MILLI:g}; free-block GPUs after {r.free_block_gpus}; {r.status}; "
-            f"{total:.2f} s end to end; {r.scope}")
+            f"{total:.2f} s end to end; {r.scope}"
+        )
         d, b = r.demand_phase, r.blocks_phase
-        say(f"    phase 1 (placed demand) {d.status} in {d.wall_s:.2f} s; phase 2 (free blocks) {b.status} "
-            f"in {b.wall_s:.2f} s; starting hint (best greedy pass): {r.greedy_placed_milli / MILLI:g}")
+        say(
+            f"    phase 1 (placed demand) {d.status} in {d.wall_s:.2f} s; phase 2 (free blocks) {b.status} "
+            f"in {b.wall_s:.2f} s; starting hint (best greedy pass): {r.greedy_placed_milli / MILLI:g}"
+        )
         for policy in args.policies:
             placed, blocks, secs = greedy_on(c, batch, policy, shapes, args.seed)
-            say(f"  greedy {policy} (the simulator's own pass): {placed / MILLI:g} GPUs placed "
+            say(
+                f"  greedy {policy} (the simulator's own pass): {placed / MILLI:g} GPUs placed "
                 f"({placed / max(1, r.placed_milli):.1%} of CP-SAT), free-block GPUs after {blocks}; "
-                f"{secs:.2f} s")
+                f"{secs:.2f} s"
+            )
         say()
     if args.out:
         args.out.write_text("\n".join(lines) + "\n", encoding="utf-8")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
+import functools
 import json
 import os
 import signal
@@ -38,15 +39,30 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def issue_pair(out_dir: Path) -> bytes:
-    """A fresh CA and serving certificate for 127.0.0.1/localhost written as tls.crt / tls.key (the
-    product's own `gpuplace certs` code); returns the CA PEM a client trusts."""
-    from webhook.certs import issue, write
+def new_pair() -> tuple[bytes, bytes, bytes]:
+    """(CA PEM, certificate PEM, key PEM): a fresh CA and a serving certificate for localhost/127.0.0.1,
+    from the product's own `gpuplace certs` code."""
+    from webhook.certs import issue
 
     issued = issue("gpuplace-webhook", "gpuplace-system", extra_names=("localhost", "127.0.0.1"))
-    out_dir.mkdir(parents=True, exist_ok=True)
-    write(issued, out_dir)
-    return issued.ca_pem
+    return issued.ca_pem, issued.cert_pem, issued.key_pem
+
+
+def install(cert_dir: Path, cert_pem: bytes, key_pem: bytes) -> None:
+    """Lay the pair out as the kubelet does a Secret volume: a new versioned folder, then one atomic swap
+    of the `..data` link that tls.crt and tls.key point through, so a reader never sees half a pair."""
+    cert_dir.mkdir(parents=True, exist_ok=True)
+    version = cert_dir / f"..{time.time_ns()}"
+    version.mkdir()
+    (version / "tls.crt").write_bytes(cert_pem)
+    (version / "tls.key").write_bytes(key_pem)
+    link = cert_dir / "..data_tmp"
+    link.unlink(missing_ok=True)
+    link.symlink_to(version.name)
+    os.replace(link, cert_dir / "..data")
+    for name in ("tls.crt", "tls.key"):
+        if not (cert_dir / name).is_symlink():
+            (cert_dir / name).symlink_to(f"..data/{name}")
 
 
 @dataclass
@@ -74,7 +90,8 @@ class Webhook:
     def start(self, timeout_s: float = 30) -> Webhook:
         self.work.mkdir(parents=True, exist_ok=True)
         self.port = self.port or free_port()
-        self.ca_pem = issue_pair(self.cert_dir)
+        self.ca_pem, cert, key = new_pair()
+        install(self.cert_dir, cert, key)
         cfg = self.work / "gpuplace.yaml"
         cfg.write_text(yaml.safe_dump({"webhook": {"mode": "warn", **self.config}}))
         log = self.log_path.open("ab")
@@ -134,10 +151,15 @@ class Webhook:
 # --- AdmissionReviews -------------------------------------------------------------------------------
 
 
-def workload() -> dict[str, Any]:
-    """A real Deployment from examples/ (an 8B model pinned to an H100: one warning)."""
+@functools.cache
+def _example() -> dict[str, Any]:
     obj: dict[str, Any] = yaml.safe_load(EXAMPLE.read_text())
     return obj
+
+
+def workload() -> dict[str, Any]:
+    """A real Deployment from examples/ (an 8B model pinned to an H100: one warning), a fresh copy."""
+    return copy.deepcopy(_example())
 
 
 def review(obj: Any, operation: str = "CREATE", old: Any = None, **request: Any) -> dict[str, Any]:
@@ -609,11 +631,7 @@ def uid_of(data: bytes) -> str | None:
 def log_problems(log: str) -> list[str]:
     """Lines of a webhook log that must never appear: a stack trace, or a check that was skipped because
     gpuplace itself broke."""
-    return [
-        line
-        for line in log.splitlines()
-        if line.startswith("Traceback") or "internal error" in line or "Error handling request" in line
-    ]
+    return [line for line in log.splitlines() if line.startswith("Traceback") or "internal error" in line]
 
 
 # --- raw connections -----------------------------------------------------------------------------------

@@ -97,3 +97,25 @@ def lean_records() -> None:
     logging.logThreads = False
     logging.logProcesses = False
     logging.logMultiprocessing = False
+
+
+class ClientErrorsOnOneLine(logging.Filter):
+    """aiohttp logs a request it cannot parse (a header past 8 KiB, a broken chunked body, bytes that are
+    not HTTP) as an ERROR with its stack trace, though the client is at fault and got its 400. Such a
+    record becomes one WARNING line naming the client's mistake; errors of the server's own stay as they
+    are."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        from aiohttp.http_exceptions import HttpProcessingError
+
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, HttpProcessingError):
+            said = record.getMessage()
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+            record.msg, record.args = "%s: %d %s", (said, exc.code, " ".join(str(exc.message).split())[:200])
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
+def quiet_client_errors() -> None:
+    logging.getLogger("aiohttp.server").addFilter(ClientErrorsOnOneLine())

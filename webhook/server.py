@@ -15,8 +15,11 @@ from typing import Any
 
 import orjson
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from placement.dra import CLAIM_KINDS
+from placement.workload import WORKLOAD_KINDS
 from webhook.admission import Request, ReviewError, allow, deny, parse_review
 from webhook.budget import Budget
 from webhook.metrics import Metrics
@@ -77,6 +80,11 @@ async def _review(request: web.Request, endpoint: str, step: Step) -> web.Respon
     except web.HTTPRequestEntityTooLarge:
         metrics.requests.labels(endpoint, "", "too-large").inc()
         raise
+    except (ConnectionError, HttpProcessingError) as exc:  # the client left or broke off the body
+        metrics.requests.labels(endpoint, "", "malformed").inc()
+        why = " ".join(str(exc).split())  # aiohttp's messages span lines
+        log.warning("%s: body not received: %s", endpoint, why)
+        return web.json_response({"error": f"body not received: {why}"}, status=400)
     except ReviewError as exc:
         metrics.requests.labels(endpoint, "", "malformed").inc()
         log.warning("%s: malformed review: %s", endpoint, exc)
@@ -140,7 +148,13 @@ def after_answer(callback: Callable[..., object], *args: Any) -> None:
     asyncio.get_running_loop().call_soon(callback, *args)
 
 
+# The kinds the webhook configurations send; any other kind (a hand-made review) is counted as "other", so
+# the metric's series stay bounded whatever a client posts.
+COUNTED_KINDS = frozenset({*WORKLOAD_KINDS, *CLAIM_KINDS, "HorizontalPodAutoscaler", "ScaledObject"})
+
+
 def _count_request(metrics: Metrics, endpoint: str, kind: str, outcome: str, elapsed: float) -> None:
+    kind = kind if kind in COUNTED_KINDS else "other"
     metrics.child(metrics.requests, endpoint, kind, outcome).inc()
     metrics.child(metrics.latency, endpoint).observe(elapsed)
 

@@ -12,7 +12,7 @@ import signal
 from pydantic import ValidationError
 
 from common.config import ConfigError, ExtenderConfig, load_config
-from common.logs import batch_root_logging
+from common.logs import batch_root_logging, quiet_client_errors
 from gpuplace.cli import EXIT_OK, UsageError
 
 HELP = """Serve GPU placement as a kube-scheduler extender: /filter, /prioritize and /bind (extender v1,
@@ -92,6 +92,7 @@ def run(args: argparse.Namespace) -> int:
         logging.getLogger().setLevel(args.log_level.upper())
     log = logging.getLogger("gpuplace.extender")
     batch_root_logging()  # at debug level a line per pod: one write per batch, not per line
+    quiet_client_errors()  # a client's malformed HTTP: one warning line, no stack trace
     cfg = _settings(args)
     ctx = load_config(args.config).check_context()
     try:

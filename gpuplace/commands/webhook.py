@@ -9,7 +9,7 @@ import os
 from collections.abc import AsyncIterator
 
 from common.config import ConfigError, load_config
-from common.logs import batch_root_logging
+from common.logs import batch_root_logging, quiet_client_errors
 from gpuplace.cli import UsageError
 
 log = logging.getLogger("gpuplace.webhook")
@@ -47,6 +47,7 @@ def run(args: argparse.Namespace) -> int:
     from webhook.validate import Reviewer
 
     batch_root_logging()  # a line per review: one write per batch, not per line
+    quiet_client_errors()  # a client's malformed HTTP: one warning line, no stack trace
 
     try:
         config = load_config(args.config)
