@@ -698,3 +698,142 @@ def slow_request(body_bytes: bytes) -> bytes:
         f"Content-Length: {len(body_bytes)}\r\nConnection: close\r\n\r\n"
     )
     return head.encode() + body_bytes
+
+
+@dataclass
+class SlowLoad:
+    slow_answered: int = 0
+    normal_status: list[int] = field(default_factory=list)
+    latencies_s: list[float] = field(default_factory=list)
+    slow_open_while_normal: int = 0  # slow clients still sending their headers when the last review ended
+
+
+async def normal_reviews(webhook: Webhook, bodies: list[bytes], out: SlowLoad) -> None:
+    """Reviews one after another on a keep-alive connection, as the apiserver sends them."""
+    import aiohttp
+
+    connector = aiohttp.TCPConnector(ssl=webhook.client_ssl(), limit=1)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        for data in bodies:
+            started = time.perf_counter()
+            async with session.post(
+                f"https://localhost:{webhook.port}/validate",
+                data=data,
+                headers={"Content-Type": "application/json"},
+            ) as resp:
+                await resp.read()
+                out.normal_status.append(resp.status)
+            out.latencies_s.append(time.perf_counter() - started)
+
+
+async def under_slow_clients(
+    webhook: Webhook, bodies: list[bytes], slow: int = 300, pace_s: float = 0.05
+) -> SlowLoad:
+    """`slow` connections send their request heads a byte at a time while `bodies` are reviewed normally;
+    each slow client is answered at the end too."""
+    out = SlowLoad()
+    opened = 0
+    done = 0
+
+    def one_open() -> None:
+        nonlocal opened
+        opened += 1
+
+    async def slow_one() -> None:
+        nonlocal done
+        try:
+            if await slow_client(
+                webhook.port, webhook.client_ssl(), slow_request(bodies[0]), pace_s, one_open
+            ):
+                out.slow_answered += 1
+        finally:
+            done += 1
+
+    tasks = [asyncio.create_task(slow_one()) for _ in range(slow)]
+    for _ in range(600):  # every slow client connected (bounded: 30 s)
+        if opened >= slow or all(t.done() for t in tasks):
+            break
+        await asyncio.sleep(0.05)
+    await normal_reviews(webhook, bodies, out)
+    out.slow_open_while_normal = slow - done
+    await asyncio.gather(*tasks, return_exceptions=True)
+    return out
+
+
+def p99(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] if ordered else float("nan")
+
+
+async def review_once(port: int, tls: ssl.SSLContext, data: bytes) -> tuple[int, bytes]:
+    """One review on a new connection: (HTTP status, DER of the certificate the server presented);
+    status 0 when the connection or the handshake failed."""
+    try:
+        reader, writer = await asyncio.open_connection(
+            "127.0.0.1", port, ssl=tls, server_hostname="localhost"
+        )
+    except (OSError, ssl.SSLError):
+        return 0, b""
+    try:
+        cert = writer.get_extra_info("ssl_object").getpeercert(binary_form=True) or b""
+        writer.write(slow_request(data))
+        await writer.drain()
+        line = await asyncio.wait_for(reader.readline(), 10)
+        return (int(line.split()[1]) if line.startswith(b"HTTP/1.1 ") else 0), cert
+    except (OSError, ssl.SSLError, TimeoutError, ValueError):
+        return 0, b""
+    finally:
+        writer.close()
+        with contextlib.suppress(Exception):
+            await writer.wait_closed()
+
+
+def der(cert_pem: bytes) -> bytes:
+    return ssl.PEM_cert_to_DER_cert(cert_pem.decode())
+
+
+@dataclass
+class Rotation:
+    tried: int = 0
+    failed: int = 0
+    to_new_cert_s: float = float("nan")  # files swapped -> first answer with the new certificate
+    longest_gap_s: float = 0.0  # longest time between two answered reviews while it rotated
+    served: list[bytes] = field(default_factory=list)  # certificate of each answered review, in order
+
+
+async def rotate_under_load(
+    webhook: Webhook, cert_pem: bytes, key_pem: bytes, trust: bytes, seconds: float, workers: int = 4
+) -> Rotation:
+    """Reviews on new connections from `workers` loops while the serving pair is swapped for (cert, key)
+    a third of the way in; every connection trusts `trust` (the CAs of the old and the new pair)."""
+    tls = webhook.client_ssl(trust)
+    out = Rotation()
+    body_bytes = next(distinct_reviews(1))
+    started = time.perf_counter()
+    swapped_at: float | None = None
+    last_ok = started
+    new = der(cert_pem)
+
+    async def loop() -> None:
+        nonlocal last_ok
+        while time.perf_counter() - started < seconds:
+            status, cert = await review_once(webhook.port, tls, body_bytes)
+            now = time.perf_counter()
+            out.tried += 1
+            if status != 200:
+                out.failed += 1
+                continue
+            out.longest_gap_s = max(out.longest_gap_s, now - last_ok)
+            last_ok = now
+            out.served.append(cert)
+            if cert == new and swapped_at is not None and out.to_new_cert_s != out.to_new_cert_s:
+                out.to_new_cert_s = now - swapped_at
+
+    async def swap() -> None:
+        nonlocal swapped_at
+        await asyncio.sleep(seconds / 3)
+        install(webhook.cert_dir, cert_pem, key_pem)
+        swapped_at = time.perf_counter()
+
+    await asyncio.gather(swap(), *(loop() for _ in range(workers)))
+    return out
