@@ -162,7 +162,7 @@ def workload() -> dict[str, Any]:
     return copy.deepcopy(_example())
 
 
-def review(obj: Any, operation: str = "CREATE", old: Any = None, **request: Any) -> dict[str, Any]:
+def review(obj: Any, operation: Any = "CREATE", old: Any = None, **request: Any) -> dict[str, Any]:
     kind = obj.get("kind", "Deployment") if isinstance(obj, dict) else "Deployment"
     group, _, version = (obj.get("apiVersion", "apps/v1") if isinstance(obj, dict) else "apps/v1").rpartition(
         "/"
@@ -837,3 +837,117 @@ async def rotate_under_load(
 
     await asyncio.gather(swap(), *(loop() for _ in range(workers)))
     return out
+
+
+# --- the scheduler extender ------------------------------------------------------------------------------
+
+
+def gpu_pod(name: str = "p", gpus: Any = "1") -> dict[str, Any]:
+    """A GPU pod as kube-scheduler marshals it into ExtenderArgs (no TypeMeta, status present)."""
+    resources = {
+        "requests": {"cpu": "1", "memory": "1Gi", "nvidia.com/gpu": gpus},
+        "limits": {"nvidia.com/gpu": gpus},
+    }
+    return {
+        "metadata": {"name": name, "namespace": "default", "uid": str(uuid.uuid4()), "resourceVersion": "1"},
+        "spec": {
+            "containers": [{"name": "main", "image": "vllm/vllm-openai:v0.8.5", "resources": resources}]
+        },
+        "status": {"phase": "Pending"},
+    }
+
+
+def extender_corpus() -> list[tuple[str, str, bytes]]:
+    """(name, verb, body): ExtenderArgs and ExtenderBindingArgs that kube-scheduler would never send, and
+    some it would at sizes past the usual."""
+    p = gpu_pod()
+    names = ["node-a", "node-b"]
+    bad_args: list[tuple[str, Any]] = [
+        ("empty body", b""),
+        ("not JSON", b"{broken"),
+        ("JSON list", [p]),
+        ("JSON null", None),
+        ("JSON string", "Pod"),
+        ("missing Pod", {"NodeNames": names}),
+        ("Pod null", {"Pod": None, "NodeNames": names}),
+        ("Pod a string", {"Pod": "p", "NodeNames": names}),
+        ("Pod without metadata", {"Pod": {"spec": p["spec"]}, "NodeNames": names}),
+        ("Pod metadata a list", {"Pod": {**p, "metadata": []}, "NodeNames": names}),
+        ("Pod spec a list", {"Pod": {**p, "spec": []}, "NodeNames": names}),
+        ("containers a string", {"Pod": {**p, "spec": {"containers": "x"}}, "NodeNames": names}),
+        ("GPU count a word", {"Pod": gpu_pod(gpus="many"), "NodeNames": names}),
+        ("GPU count negative", {"Pod": gpu_pod(gpus="-3"), "NodeNames": names}),
+        ("GPU count huge", {"Pod": gpu_pod(gpus=str(10**30)), "NodeNames": names}),
+        ("NodeNames a string", {"Pod": p, "NodeNames": "node-a"}),
+        ("NodeNames a dict", {"Pod": p, "NodeNames": {"node-a": True}}),
+        ("NodeNames with numbers and nulls", {"Pod": p, "NodeNames": [1, None, "node-a"]}),
+        ("neither NodeNames nor Nodes", {"Pod": p}),
+        ("Nodes a list", {"Pod": p, "Nodes": [{"metadata": {"name": "node-a"}}]}),
+        ("Nodes items with garbage", {"Pod": p, "Nodes": {"items": [None, 3, {"metadata": "x"}]}}),
+        ("10k node names", {"Pod": p, "NodeNames": [f"node-{i}" for i in range(10_000)]}),
+        ("10k duplicate node names", {"Pod": p, "NodeNames": ["node-a"] * 10_000}),
+        ("node name 1 MB", {"Pod": p, "NodeNames": ["n" * 2**20]}),
+    ]
+    bad_bind: list[tuple[str, Any]] = [
+        ("bind: empty object", {}),
+        ("bind: names are numbers", {"PodName": 7, "PodNamespace": 8, "PodUID": 9, "Node": 10}),
+        ("bind: empty node", {"PodName": "p", "PodNamespace": "default", "PodUID": "u", "Node": ""}),
+        ("bind: unknown node", {"PodName": "p", "PodNamespace": "default", "PodUID": "u", "Node": "nowhere"}),
+        ("bind: a list", [{"PodName": "p"}]),
+    ]
+    out = []
+    for name, doc in bad_args:
+        data = doc if isinstance(doc, bytes) else json.dumps(doc).encode()
+        out += [(name, "filter", data), (name, "prioritize", data)]
+    out += [(name, "bind", json.dumps(doc).encode()) for name, doc in bad_bind]
+    return out
+
+
+def extender_verdict(verb: str, status: int, text: str) -> str | None:
+    """None when kube-scheduler can act on the answer: a 4xx with a reason, or a 200 in the verb's shape
+    (a filter or bind answer's refusal goes in its Error field)."""
+    if status >= 500:
+        return f"HTTP {status}: {text[:120]}"
+    if 400 <= status < 500:
+        return None if text.strip() else f"HTTP {status} without a reason"
+    try:
+        doc = json.loads(text)
+    except ValueError:
+        return "200 that is not JSON"
+    if verb == "prioritize":
+        return None if isinstance(doc, list) else "prioritize answer is not a HostPriorityList"
+    if not isinstance(doc, dict) or not isinstance(doc.get("Error", ""), str):
+        return f"{verb} answer without an Error field"
+    if "internal error" in doc.get("Error", ""):
+        return f"internal error: {doc['Error'][:120]}"
+    return None
+
+
+def gpu_node(name: str, gpus: int = 8, product: str = "NVIDIA-H100-80GB-HBM3") -> dict[str, Any]:
+    """A Node with GPU Feature Discovery labels and allocatable nvidia.com/gpu."""
+    alloc = {"cpu": "128", "memory": "2Ti", "pods": "110", "nvidia.com/gpu": str(gpus)}
+    labels = {"kubernetes.io/hostname": name, "nvidia.com/gpu.present": "true"}
+    labels |= {"nvidia.com/gpu.product": product, "nvidia.com/gpu.count": str(gpus)}
+    return {
+        "metadata": {"name": name, "uid": str(uuid.uuid4()), "resourceVersion": "1", "labels": labels},
+        "spec": {},
+        "status": {
+            "capacity": dict(alloc),
+            "allocatable": alloc,
+            "conditions": [{"type": "Ready", "status": "True"}],
+        },
+    }
+
+
+def synced_extender(nodes: list[dict[str, Any]]) -> Any:
+    """The extender core over a cache already holding `nodes` and no pods, with no API binder."""
+    from extender.cache.cluster_cache import ClusterCache
+    from extender.core import Extender
+    from placement.checks.settings import CheckContext
+    from placement.scheduling import PolicyHolder
+
+    ctx = CheckContext.default()
+    cache = ClusterCache(ctx.gpus)
+    cache.replace_nodes(nodes)
+    cache.replace_pods([], 0.0)
+    return Extender(cache, ctx, PolicyHolder())

@@ -13,7 +13,7 @@ import numpy as np
 
 from extender.cache.cluster_cache import RecordState
 from extender.core import Extender
-from extender.protocol import ExtenderArgs, host_priority_json
+from extender.protocol import ExtenderArgs, ProtocolError, host_priority_json
 from placement.findings import Code, Finding, ObjectRef
 from placement.node_topology import NodeTable
 from placement.scheduling import (
@@ -31,7 +31,7 @@ log = logging.getLogger("gpuplace.extender.prioritize")
 
 
 class PrioritizeError(Exception):
-    """The pod cannot be scored (unreadable); the scheduler then scores without the extender."""
+    """The extender cannot score now (not synced yet); the scheduler then scores without it."""
 
 
 def run_prioritize(ext: Extender, args: ExtenderArgs) -> bytes:
@@ -40,8 +40,8 @@ def run_prioritize(ext: Extender, args: ExtenderArgs) -> bytes:
         raise PrioritizeError(f"gpuplace extender not ready: {not_ready}")
     try:
         needs = ext.needs_for(args.pod)
-    except PodReadError as exc:
-        raise PrioritizeError(str(exc)) from exc
+    except PodReadError as exc:  # the pod in the request is malformed: a 400 with the reason, not a 500
+        raise ProtocolError(str(exc)) from exc
     names = args.candidate_names()
     with ext.cache.view() as view:
         ranked = ext.ranked_by_filter(view, needs.uid, names)

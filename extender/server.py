@@ -11,7 +11,8 @@
 
 Bad input never crashes the server: a body that is not what kube-scheduler sends gets HTTP 400 with
 the reason; a well-formed request that cannot be served gets HTTP 200 with the protocol's `Error` field
-(the scheduler fails that attempt and retries the pod). /prioritize answers 500 instead (the scheduler
+(the scheduler fails that attempt and retries the pod). A pod in the request that cannot be read is a bad
+request (400) on every verb. /prioritize answers 500 only while the extender is not synced (the scheduler
 then scores without the extender; there is no Error field in a HostPriorityList).
 """
 
@@ -78,6 +79,8 @@ async def _prioritize(request: web.Request) -> tuple[web.Response, str]:
     except PrioritizeError as exc:
         log.warning("/prioritize: %s", exc)
         return web.Response(status=500, text=f"gpuplace: {exc}\n"), "error"
+    except ProtocolError:
+        raise  # a 400 with the reason (_timed)
     except Exception as exc:
         log.exception("/prioritize failed")
         return web.Response(status=500, text=f"gpuplace extender internal error: {exc}\n"), "error"
