@@ -118,32 +118,36 @@ def tier_findings(s: Serving, ctx: CheckContext, gpu: GpuSpec, est: MemoryEstima
                 **est.as_figures(),
             )
         )
-    out.extend(_idle_gpus(s, ctx, gpu))
+    out.extend(idle_gpus(s, ctx, gpu))
     out.extend(_excess_tp(s, ctx, gpu, est))
     if cheaper is None:
         out.extend(_small_share(s, ctx, gpu, est))
     return out
 
 
-def _idle_gpus(s: Serving, ctx: CheckContext, gpu: GpuSpec) -> list[Finding]:
+def idle_gpus(s: Serving, ctx: CheckContext, gpu: GpuSpec | None) -> list[Finding]:
+    """GPUs the pod requests that tp x pp x dp leaves unused. Needs no model: it runs for unknown models
+    too (`gpu` None: the tier, and so the cost, is not known)."""
     used = s.engine.tp * s.engine.pp * max(s.engine.dp, 1)
-    if s.engine.engine == "annotations" or used >= s.gpus_per_replica:
+    if s.engine.engine == "annotations" or used >= s.gpus_per_replica or s.container.mig_profile:
         return []
     idle = s.gpus_per_replica - used
-    cost = monthly(gpu, idle * _replicas(s), ctx)
+    cost = monthly(gpu, idle * _replicas(s), ctx) if gpu is not None else None
+    pods = max(s.workload.group_size, 1)  # a multi-node group: the fix is per pod
+    per_pod = used // pods if used % pods == 0 else used
     detail = (
         f"requests {s.gpus_per_replica} GPUs but tp={s.engine.tp} x pp={s.engine.pp} uses {used}; "
-        f"{idle} sit idle ({money(cost)}). Set nvidia.com/gpu: {used}."
+        f"{idle} sit idle{f' ({money(cost)})' if cost is not None else ''}. Set nvidia.com/gpu: {per_pod}."
     )
     return [
         finding(
             s,
             Code.OVERPROVISIONED,
             detail,
-            tier=gpu.id,
+            tier=gpu.id if gpu is not None else None,
             gpus=s.gpus_per_replica,
             used_gpus=used,
-            wasted_monthly_cost=round(cost),
+            wasted_monthly_cost=round(cost) if cost is not None else None,
         )
     ]
 
