@@ -133,11 +133,9 @@ def idle_gpus(s: Serving, ctx: CheckContext, gpu: GpuSpec | None) -> list[Findin
         return []
     idle = s.gpus_per_replica - used
     cost = monthly(gpu, idle * _replicas(s), ctx) if gpu is not None else None
-    pods = max(s.workload.group_size, 1)  # a multi-node group: the fix is per pod
-    per_pod = used // pods if used % pods == 0 else used
     detail = (
-        f"requests {s.gpus_per_replica} GPUs but tp={s.engine.tp} x pp={s.engine.pp} uses {used}; "
-        f"{idle} sit idle{f' ({money(cost)})' if cost is not None else ''}. Set nvidia.com/gpu: {per_pod}."
+        f"requests {s.gpus_per_replica} GPUs{_group(s)} but tp={s.engine.tp} x pp={s.engine.pp} uses {used}; "
+        f"{idle} sit idle{f' ({money(cost)})' if cost is not None else ''}. {_idle_fix(s, used)}"
     )
     return [
         finding(
@@ -150,6 +148,20 @@ def idle_gpus(s: Serving, ctx: CheckContext, gpu: GpuSpec | None) -> list[Findin
             wasted_monthly_cost=round(cost) if cost is not None else None,
         )
     ]
+
+
+def _group(s: Serving) -> str:
+    return f" over {s.workload.group_size} pods" if s.workload.group_size > 1 else ""
+
+
+def _idle_fix(s: Serving, used: int) -> str:
+    """One pod: fewer GPUs on it. A multi-node group: fewer pods of the same GPUs, if that adds up."""
+    per_pod = s.container.gpus
+    if s.workload.group_size <= 1:
+        return f"Set nvidia.com/gpu: {used}."
+    if per_pod and used % per_pod == 0:
+        return f"Use {used // per_pod} pods of {per_pod} GPUs per group."
+    return f"Request {used} GPUs per group."
 
 
 def _excess_tp(s: Serving, ctx: CheckContext, gpu: GpuSpec, est: MemoryEstimate) -> list[Finding]:
