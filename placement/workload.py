@@ -130,7 +130,53 @@ def extract(
     )
     if kind == "LeaderWorkerSet":
         return _leader_worker_set(obj, catalog, claims)
-    return _from_template(obj, path, catalog, replicas=replicas, claims=claims)
+    workload = _from_template(obj, path, catalog, replicas=replicas, claims=claims)
+    if kind in MULTI_NODE_KINDS:
+        _span_nodes(workload)
+    return workload
+
+
+# Kinds whose pods may together run one engine instance across nodes (SGLang --nnodes, vLLM over Ray).
+MULTI_NODE_KINDS = {"StatefulSet", "Deployment", "Pod"}
+
+
+def _span_nodes(workload: Workload) -> None:
+    """One engine instance over several pods, outside LeaderWorkerSet:
+
+    - SGLang `--nnodes N` (`--node-rank` from the StatefulSet ordinal): N pods, each with its own GPUs,
+      form one instance of tp x pp over all of them; a StatefulSet's replicas are pods, N per instance.
+      A Deployment or Pod with --nnodes is one rank; the other ranks run elsewhere, alike.
+    - vLLM `--distributed-executor-backend ray` with tp x pp over more GPUs than the pod has: a StatefulSet's
+      pods are the Ray cluster (pod 0 the head), so all its pods are one instance. From a Deployment or a
+      Pod the rest of the Ray cluster is not visible: its GPUs are taken to be what tp x pp asks.
+    """
+    for c in workload.gpu_containers:
+        engine = c.engine
+        if engine is None or not c.gpus:
+            continue
+        nnodes = _flag_int(engine.flags.get("nnodes"))
+        pods = workload.replicas if workload.replicas is not None else 1
+        if nnodes and nnodes > 1:
+            workload.group_size = nnodes
+            if workload.ref.kind == "StatefulSet":  # ranks from the ordinal: its own pods are the nodes
+                workload.replicas = max(pods // nnodes, 1)
+                if pods < nnodes:
+                    engine.problems.append(
+                        f"--nnodes {nnodes} but the StatefulSet runs {pods} pod(s): the server waits for the "
+                        f"missing nodes. Set replicas: {nnodes}"
+                    )
+            return
+        ray = engine.flags.get("distributed-executor-backend") == "ray"
+        if ray and engine.tp * engine.pp > c.gpus:
+            if workload.ref.kind == "StatefulSet":
+                workload.group_size, workload.replicas = max(pods, 1), 1
+            else:
+                workload.group_gpus = engine.tp * engine.pp
+            return
+
+
+def _flag_int(value: str | None) -> int | None:
+    return int(value) if value is not None and value.isascii() and value.isdigit() else None
 
 
 def _leader_worker_set(

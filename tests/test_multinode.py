@@ -90,3 +90,76 @@ def test_lws_without_a_leader_template_runs_the_worker_template_on_every_pod(ctx
     (served,) = workload.gpu_containers
     assert served.engine is not None and served.engine.pp == 2
     assert Code.CONFIG_INVALID not in {f.code for f in run(ctx, lws)}
+
+
+# --- outside LeaderWorkerSet -------------------------------------------------------------------------
+
+
+def test_sglang_nnodes_statefulset_counts_the_gpus_of_all_its_nodes(ctx):
+    sts = one("sglang-statefulset-multinode.yaml")
+    workload = extract(sts, ctx.gpus)
+    assert workload is not None and (workload.group_size, workload.replicas) == (2, 1)
+    (served,) = workload.gpu_containers
+    assert served.engine is not None and (served.engine.model, served.engine.tp) == (
+        "meta-llama/Llama-3.1-405B-Instruct", 16
+    )
+    found = run(ctx, sts)
+    # tp=16 over 2 x 8 H100: no "needs 16 GPUs but the pod gets 8", and 405B bf16 fits at 51 GiB/GPU.
+    assert not {Code.CONFIG_INVALID, Code.OOM_RISK, Code.UNKNOWN_MODEL} & {f.code for f in found}
+
+
+def test_sglang_nnodes_with_fewer_pods_than_nodes_is_config_invalid(ctx):
+    sts = one("sglang-statefulset-multinode.yaml")
+    sts["spec"]["replicas"] = 1
+    invalid = next(f for f in run(ctx, sts) if f.code == Code.CONFIG_INVALID)
+    assert "--nnodes 2 but the StatefulSet runs 1 pod(s)" in invalid.message
+    assert invalid.effective_severity == Severity.ERROR
+
+
+def test_sglang_405b_on_one_node_of_the_group_size_is_still_an_overflow(ctx):
+    sts = one("sglang-statefulset-multinode.yaml")
+    args = sts["spec"]["template"]["spec"]["containers"][0]["args"]
+    args[0] = args[0].replace("--tp 16", "--tp 8").replace("--nnodes 2", "--nnodes 1")
+    sts["spec"]["replicas"] = 1
+    oom = next(f for f in run(ctx, sts) if f.code == Code.OOM_RISK)
+    assert oom.effective_severity == Severity.ERROR
+
+
+def test_two_sglang_instances_of_two_nodes_each_are_two_replicas(ctx):
+    sts = one("sglang-statefulset-multinode.yaml")
+    sts["spec"]["replicas"] = 4
+    workload = extract(sts, ctx.gpus)
+    assert workload is not None and (workload.group_size, workload.replicas) == (2, 2)
+
+
+def test_vllm_ray_statefulset_is_one_instance_over_all_its_pods(ctx):
+    sts = one("vllm-ray-statefulset.yaml")
+    workload = extract(sts, ctx.gpus)
+    assert workload is not None and (workload.group_size, workload.replicas) == (2, 1)
+    found = run(ctx, sts)
+    assert not {Code.CONFIG_INVALID, Code.OOM_RISK, Code.UNKNOWN_MODEL} & {f.code for f in found}
+
+
+def test_vllm_ray_statefulset_too_small_for_tp_x_pp_is_config_invalid(ctx):
+    sts = one("vllm-ray-statefulset.yaml")
+    sts["spec"]["replicas"] = 1
+    invalid = next(f for f in run(ctx, sts) if f.code == Code.CONFIG_INVALID)
+    assert "tp=8 x pp=2 needs 16 GPUs but the pod gets 8" in invalid.message
+
+
+def test_vllm_ray_deployment_takes_the_ray_clusters_gpus_as_tp_x_pp(ctx):
+    # The head pod of a Ray cluster whose workers run elsewhere (e.g. a KubeRay worker group): no
+    # "needs 16 GPUs but the pod gets 8" for GPUs gpuplace cannot see.
+    sts = one("vllm-ray-statefulset.yaml")
+    sts["kind"] = "Deployment"
+    workload = extract(sts, ctx.gpus)
+    assert workload is not None and workload.group_gpus == 16
+    assert Code.CONFIG_INVALID not in {f.code for f in run(ctx, sts)}
+
+
+def test_vllm_without_ray_keeps_its_pod_gpus(ctx):
+    sts = one("vllm-ray-statefulset.yaml")
+    args = sts["spec"]["template"]["spec"]["containers"][0]["args"]
+    args[0] = args[0].replace("--distributed-executor-backend ray", "")
+    invalid = next(f for f in run(ctx, sts) if f.code == Code.CONFIG_INVALID)
+    assert "needs 16 GPUs but the pod gets 8" in invalid.message
