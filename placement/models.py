@@ -8,8 +8,10 @@ Data: `placement/data/models.yaml` (figures from each model's Hugging Face confi
 2. the catalog after stripping a quantization suffix and a re-packager's org prefix
    (`hugging-quants/Meta-Llama-3.1-70B-Instruct-AWQ-INT4` -> Llama-3.1-70B-Instruct + awq);
 3. the name alone (`placement/names.py`): a size in the name ('70B', '8x7B') gives an *estimated*
-   architecture: the shape (layers, hidden, heads, KV heads, head_dim, vocab, context) of the catalog's
-   nearest `shape_reference` model by parameter count, with the parameter count from the name;
+   architecture: the shape (layers, hidden, heads, KV heads, head_dim, vocab) of the catalog's nearest
+   `shape_reference` model by parameter count, with the parameter count from the name, and a context of
+   GUESS_CONTEXT tokens (never the reference's: another family's 128k context would make the engine's
+   default max-model-len, and so an oom finding, up);
 4. nothing: None (the caller reports `unknown-model`).
 
 `from_hf_config` turns a config.json dict into a ModelArch, for models the catalog lacks.
@@ -35,6 +37,9 @@ _BUNDLED = "models.yaml"
 DTYPES = ("bf16", "fp16", "fp32", "fp8", "int8", "int4", "mxfp4")
 # Checkpoint dtypes that are a weight quantization (Resolved.quant of a catalog hit with no quant suffix).
 _QUANTIZED_DTYPES = {"fp8", "int8", "int4", "mxfp4"}
+# Context length assumed for a model known only by its name: the shortest any current family ships
+# (Falcon, Llama 1 and 2's 2k-4k), so that a guess never claims a long-context KV cache the model lacks.
+GUESS_CONTEXT = 2048
 
 
 class ModelError(ValueError):
@@ -644,9 +649,15 @@ class ModelCatalog:
             return None
         clean = _clean(name)
         arch = self._lookup(clean)
+        base, quant, _bits = strip_quant_suffix(clean)
+        if arch is not None and base != clean and _rebuilt_by_another(clean, arch):
+            # neuralmagic/Meta-Llama-3.1-405B-Instruct-FP8 is not Meta's FP8 build (which keeps attention
+            # in bf16): a re-packager's quantized checkpoint is the base model at the suffix's precision.
+            rebased = self._lookup(base)
+            if rebased is not None:
+                return Resolved(rebased, quant or _native_quant(rebased), "catalog")
         if arch is not None:
             return Resolved(arch, _native_quant(arch), "catalog")
-        base, quant, _bits = strip_quant_suffix(clean)
         if base != clean:
             arch = self._lookup(base)
             if arch is not None:
@@ -675,8 +686,9 @@ class ModelCatalog:
         return ModelArch(
             id=name, params=total, layers=ref.layers, hidden=ref.hidden, heads=ref.heads,
             kv_heads=ref.kv_heads, head_dim=ref.head_dim, intermediate=ref.intermediate, vocab=ref.vocab,
-            context=ref.context, tie_embeddings=ref.tie_embeddings, dtype=dtype, moe=moe,
-            source=f"estimated from the name ({hints.params_b:g}B parameters) with the shape of {ref.id}",
+            context=GUESS_CONTEXT, tie_embeddings=ref.tie_embeddings, dtype=dtype, moe=moe,
+            source=f"estimated from the name ({hints.params_b:g}B parameters) with the shape of {ref.id}; "
+            f"context guessed as {GUESS_CONTEXT} tokens",
             estimated=True,
         )
 
@@ -686,6 +698,19 @@ class ModelCatalog:
         refs = [*self._references, *(a.id for a, is_ref in parsed if is_ref)]
         return ModelCatalog([*self._models.values(), *(a for a, _ in parsed)], refs,
                             origin=f"{self._origin} + {origin}")
+
+
+def _org(name: str) -> str:
+    parts = [p for p in name.split("/") if p]
+    return parts[-2].lower() if len(parts) >= 2 else ""
+
+
+def _rebuilt_by_another(name: str, arch: ModelArch) -> bool:
+    """A quantized catalog checkpoint reached through a name whose org is not the checkpoint's own."""
+    org = _org(name)
+    return bool(org) and arch.dtype in _QUANTIZED_DTYPES and org not in {
+        _org(spelling) for spelling in (arch.id, *arch.aliases)
+    }
 
 
 def _native_quant(arch: ModelArch) -> str | None:

@@ -89,7 +89,7 @@ def gpu_spec_hash(workload: Workload) -> str:
                 "gpus": c.gpus,
                 "mig": c.mig_profile,
             }
-            for c in workload.containers
+            for c in [*workload.containers, *workload.other_containers]
         ],
         "nodeSelector": spec.get("nodeSelector") or {},
         "affinity": _node_affinity(spec),
@@ -100,6 +100,10 @@ def gpu_spec_hash(workload: Workload) -> str:
         },
         "group": workload.group_size,
     }
+    if workload.group_gpus is not None:  # only LeaderWorkerSets with a leader template: old hashes stay
+        inputs["group_gpus"] = workload.group_gpus
+        # The tier may come from the workers' nodeSelector, which raw_template (the leader's) lacks.
+        inputs["group_tier"] = [*(g.id for g in workload.tier.gpus), *workload.tier.unknown_values]
     blob = json.dumps(inputs, sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:16]
 

@@ -40,7 +40,8 @@ class Serving:
         r = self.resolved
         self.arch = r.arch if r else None
         self.resolved_estimated = r is not None and (r.arch.estimated or r.how == "name")
-        self.gpus_per_replica = self.container.gpus * self.workload.group_size
+        group = self.workload.group_gpus
+        self.gpus_per_replica = group if group is not None else self.container.gpus * self.workload.group_size
 
     @property
     def gpus_per_pod(self) -> int:

@@ -32,6 +32,7 @@ TEMPLATE_PATHS: Mapping[str, tuple[str, ...] | None] = {
     "Pod": None,
     "LeaderWorkerSet": ("spec", "leaderWorkerTemplate", "workerTemplate"),
 }
+LWS_LEADER_PATH = ("spec", "leaderWorkerTemplate", "leaderTemplate")
 BATCH_KINDS = {"Job", "CronJob"}
 WORKLOAD_KINDS = set(TEMPLATE_PATHS) | {"InferenceService", "Service"}
 
@@ -74,12 +75,24 @@ class Workload:
     replicas: int | None  # None: managed elsewhere (autoscaler) or not applicable
     batch: bool
     group_size: int = 1  # pods per multi-node group (LeaderWorkerSet size)
+    # GPUs of one whole group when its pods differ (a LeaderWorkerSet leader and its workers); None: every
+    # pod of the group is like this one (group_size x the pod's GPUs).
+    group_gpus: int | None = None
     template_path: tuple[str, ...] | None = None  # where /mutate stamps annotations
+    # Other pod templates of the same object that get the same stamps (a LeaderWorkerSet's workers).
+    other_template_paths: tuple[tuple[str, ...], ...] = ()
+    # The containers of those other templates: part of what the checks read (the inputs hash).
+    other_containers: list[GpuContainer] = field(default_factory=list)
     scheduler_name: str | None = None
     raw_template: Mapping[str, Any] = field(default_factory=dict)
     # DRA firstAvailable: (choice label, the workload as that choice leaves it), in the user's order. The
     # workload itself is the first choice (the allocator's preference). Empty: one way to get GPUs.
     variants: tuple[tuple[str, Workload], ...] = ()
+
+    @property
+    def stamp_paths(self) -> tuple[tuple[str, ...], ...]:
+        """Every pod template /mutate stamps: the judged one first."""
+        return (self.template_path or (), *self.other_template_paths)
 
     @property
     def gpu_containers(self) -> list[GpuContainer]:
@@ -115,11 +128,90 @@ def extract(
     replicas = (
         _int_at(obj, ("spec", "replicas"), default=1) if kind in {"Deployment", "StatefulSet"} else None
     )
-    workload = _from_template(obj, path, catalog, replicas=replicas, claims=claims)
     if kind == "LeaderWorkerSet":
-        workload.group_size = _int_at(obj, ("spec", "leaderWorkerTemplate", "size"), default=1) or 1
-        workload.replicas = _int_at(obj, ("spec", "replicas"), default=1)
+        return _leader_worker_set(obj, catalog, claims)
+    workload = _from_template(obj, path, catalog, replicas=replicas, claims=claims)
+    if kind in MULTI_NODE_KINDS:
+        _span_nodes(workload)
     return workload
+
+
+# Kinds whose pods may together run one engine instance across nodes (SGLang --nnodes, vLLM over Ray).
+MULTI_NODE_KINDS = {"StatefulSet", "Deployment", "Pod"}
+
+
+def _span_nodes(workload: Workload) -> None:
+    """One engine instance over several pods, outside LeaderWorkerSet:
+
+    - SGLang `--nnodes N` (`--node-rank` from the StatefulSet ordinal): N pods, each with its own GPUs,
+      form one instance of tp x pp over all of them; a StatefulSet's replicas are pods, N per instance.
+      A Deployment or Pod with --nnodes is one rank; the other ranks run elsewhere, alike.
+    - vLLM `--distributed-executor-backend ray` with tp x pp over more GPUs than the pod has: a StatefulSet's
+      pods are the Ray cluster (pod 0 the head), so all its pods are one instance. From a Deployment or a
+      Pod the rest of the Ray cluster is not visible: its GPUs are taken to be what tp x pp asks.
+    """
+    for c in workload.gpu_containers:
+        engine = c.engine
+        if engine is None or not c.gpus:
+            continue
+        nnodes = _flag_int(engine.flags.get("nnodes"))
+        pods = workload.replicas if workload.replicas is not None else 1
+        if nnodes and nnodes > 1:
+            workload.group_size = nnodes
+            if workload.ref.kind == "StatefulSet":  # ranks from the ordinal: its own pods are the nodes
+                workload.replicas = max(pods // nnodes, 1)
+                if pods < nnodes:
+                    engine.problems.append(
+                        f"--nnodes {nnodes} but the StatefulSet runs {pods} pod(s): the server waits for the "
+                        f"missing nodes. Set replicas: {nnodes}"
+                    )
+            return
+        ray = engine.flags.get("distributed-executor-backend") == "ray"
+        if ray and engine.tp * engine.pp > c.gpus:
+            if workload.ref.kind == "StatefulSet":
+                workload.group_size, workload.replicas = max(pods, 1), 1
+            else:
+                workload.group_gpus = engine.tp * engine.pp
+            return
+
+
+def _flag_int(value: str | None) -> int | None:
+    return int(value) if value is not None and value.isascii() and value.isdigit() else None
+
+
+def _leader_worker_set(
+    obj: Mapping[str, Any], catalog: GpuCatalog, claims: dra.ClaimLookup | None
+) -> Workload:
+    """One LeaderWorkerSet group is one serving instance: `size` pods, the leader from `leaderTemplate`
+    (the worker template when absent) and size - 1 workers. Multi-node vLLM runs its engine command on the
+    leader only (the workers just join Ray), so the leader's container is the one judged, with the GPUs of
+    the whole group: leader + (size - 1) x worker."""
+    worker_path = TEMPLATE_PATHS["LeaderWorkerSet"]
+    assert worker_path is not None
+    replicas = _int_at(obj, ("spec", "replicas"), default=1)
+    size = _int_at(obj, ("spec", "leaderWorkerTemplate", "size"), default=1) or 1
+    worker = _from_template(obj, worker_path, catalog, replicas=replicas, claims=claims)
+    worker.group_size = size
+    if not _dig(obj, ("spec", "leaderWorkerTemplate"), "a leaderWorkerTemplate").get("leaderTemplate"):
+        return worker  # every pod of the group runs the worker template
+    leader = _from_template(obj, LWS_LEADER_PATH, catalog, replicas=replicas, claims=claims)
+    judged = leader if any(c.engine for c in leader.gpu_containers) or not worker.gpu_containers else worker
+    judged.annotations = {**worker.annotations, **leader.annotations}
+    judged.group_size = size
+    judged.group_gpus = _pod_gpus(leader) + (size - 1) * _pod_gpus(worker)
+    if judged is leader:
+        judged.other_template_paths = (worker_path,)
+        judged.other_containers = worker.containers
+        if not (leader.tier.pinned or leader.tier.reason or leader.tier.unknown_values):
+            judged.tier = worker.tier  # the GPU nodes are often pinned on the workers only
+    else:
+        judged.other_template_paths = (LWS_LEADER_PATH,)
+        judged.other_containers = leader.containers
+    return judged
+
+
+def _pod_gpus(workload: Workload) -> int:
+    return sum(c.gpus for c in workload.containers)
 
 
 def _from_template(

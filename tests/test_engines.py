@@ -258,3 +258,25 @@ def test_is_number_agrees_with_float(word: str) -> None:
 def test_of_two_flags_setting_one_setting_the_later_on_the_command_line_wins(args, chunked) -> None:
     cfg = parse_container(c(["vllm", "serve", "m"], args, image="vllm/vllm-openai:v0.6.4"))
     assert cfg is not None and cfg.chunked_prefill is chunked
+
+
+def test_backslash_newline_continuations_are_joined_before_the_script_is_split():
+    # The form of vLLM's and SGLang's Kubernetes docs: one flag a line under `bash -c`, ended by `\`.
+    script = (
+        "vllm serve meta-llama/Llama-3.1-8B-Instruct \\\n"
+        "  --tensor-parallel-size 2 \\\r\n"
+        "  --max-model-len=8192 \\\n"
+        '  --served-model-name "llama 8b"\n'
+    )
+    cfg = parse_container(c(["/bin/bash", "-c"], [script]))
+    assert cfg is not None
+    assert (cfg.model, cfg.tp, cfg.max_model_len) == ("meta-llama/Llama-3.1-8B-Instruct", 2, 8192)
+    assert cfg.flags["served-model-name"] == "llama 8b"
+    assert not any("\n" in w for w in _script_words(script))
+
+
+def test_model_on_a_continued_line_is_the_model_not_a_newline_word():
+    script = "python3 -m sglang.launch_server \\\n--model-path Qwen/Qwen2.5-7B-Instruct \\\n--tp 1"
+    cfg = parse_container(c(["sh", "-c"], [script]))
+    assert cfg is not None
+    assert cfg.model == "Qwen/Qwen2.5-7B-Instruct"

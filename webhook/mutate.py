@@ -79,9 +79,11 @@ def mutation(
     obj: Mapping[str, Any], workload: Workload, stamps: Mapping[str, str], scheduler: str | None
 ) -> list[dict[str, Any]]:
     # Kinds with a pod template stamp it; a Pod stamps itself; an InferenceService its own metadata
-    # (KServe copies it to the predictor pods).
-    path: tuple[str, ...] = workload.template_path or ()
-    ops = annotation_patch(obj, path, stamps)
-    if scheduler and workload.ref.kind != "InferenceService":
-        ops += scheduler_patch(obj, path, scheduler)
+    # (KServe copies it to the predictor pods); a LeaderWorkerSet both its leader and worker templates (the
+    # extender places the whole group by the same stamps).
+    ops: list[dict[str, Any]] = []
+    for path in workload.stamp_paths:
+        ops += annotation_patch(obj, path, stamps)
+        if scheduler and workload.ref.kind != "InferenceService":
+            ops += scheduler_patch(obj, path, scheduler)
     return ops

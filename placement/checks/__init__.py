@@ -13,7 +13,7 @@ from placement.checks.claims import claim_object_findings
 from placement.checks.fit import config_invalid, fit_findings, kv_starved, tier_invalid, unknown_model
 from placement.checks.settings import CheckContext, CheckSettings
 from placement.checks.throughput import batch_size, low_throughput
-from placement.checks.tier import tier_findings
+from placement.checks.tier import idle_gpus, tier_findings
 from placement.dra import ClaimIndex, is_claim_object
 from placement.findings import Code, Finding, Severity, apply_severity_overrides
 from placement.serving import Serving, resolve
@@ -67,7 +67,7 @@ def check_variants(workload: Workload, ctx: CheckContext) -> list[Finding]:
 
 def check_serving(s: Serving, ctx: CheckContext) -> list[Finding]:
     if s.resolved is None:
-        return unknown_model(s)
+        return _without_model(s, ctx)
     invalid = config_invalid(s) or tier_invalid(s, ctx)
     for f in invalid:
         if f.effective_severity == Severity.ERROR:
@@ -88,11 +88,23 @@ def check_serving(s: Serving, ctx: CheckContext) -> list[Finding]:
         if len(fitting) == 1
         else min(fitting.values(), key=lambda ge: ge[0].price_per_hour)
     )
-    out.extend(kv_starved(s, ctx, gpu, est))
+    if not s.resolved_estimated:  # the KV shape of a name guess is another model's: no verdict on it
+        out.extend(kv_starved(s, ctx, gpu, est))
     out.extend(tier_findings(s, ctx, gpu, est))
     out.extend(batch_size(s, ctx, gpu, est))
     out.extend(low_throughput(s, ctx, gpu))
     return out
+
+
+def _without_model(s: Serving, ctx: CheckContext) -> list[Finding]:
+    """The checks that need no model still run when the model is unknown: what the engine would refuse
+    (bad flags, tp x pp over the GPUs) and GPUs that tp x pp leaves idle."""
+    invalid = config_invalid(s)
+    if any(f.effective_severity == Severity.ERROR for f in invalid):
+        return [*invalid, *unknown_model(s)]
+    pin = s.workload.tier
+    gpu = min(pin.gpus, key=lambda g: g.price_per_hour) if pin.pinned else None
+    return [*invalid, *idle_gpus(s, ctx, gpu), *unknown_model(s)]
 
 
 def _unknown_tier(s: Serving) -> Finding:
@@ -118,13 +130,15 @@ def _unknown_tier(s: Serving) -> Finding:
 
 def _estimated_note(s: Serving) -> Finding:
     assert s.arch is not None
+    # The engine's default max-model-len is the model's context, which a name does not give.
+    context = "" if s.explicit_max_model_len else f", with a guessed {s.arch.context}-token context"
     return Finding(
         Code.UNKNOWN_MODEL,
         s.workload.ref,
         container=s.container.name,
         detail=f"{s.model_name!r} is not in the model catalog; sized as ~{s.arch.params / 1e9:.1f}B "
-        f"parameters from its name. Add it to the catalog for exact figures.",
-        figures={"params": s.arch.params},
+        f"parameters from its name{context}. Add it to the catalog for exact figures.",
+        figures={"params": s.arch.params, "guessed_context": s.arch.context},
     )
 
 

@@ -118,34 +118,50 @@ def tier_findings(s: Serving, ctx: CheckContext, gpu: GpuSpec, est: MemoryEstima
                 **est.as_figures(),
             )
         )
-    out.extend(_idle_gpus(s, ctx, gpu))
+    out.extend(idle_gpus(s, ctx, gpu))
     out.extend(_excess_tp(s, ctx, gpu, est))
     if cheaper is None:
         out.extend(_small_share(s, ctx, gpu, est))
     return out
 
 
-def _idle_gpus(s: Serving, ctx: CheckContext, gpu: GpuSpec) -> list[Finding]:
+def idle_gpus(s: Serving, ctx: CheckContext, gpu: GpuSpec | None) -> list[Finding]:
+    """GPUs the pod requests that tp x pp x dp leaves unused. Needs no model: it runs for unknown models
+    too (`gpu` None: the tier, and so the cost, is not known)."""
     used = s.engine.tp * s.engine.pp * max(s.engine.dp, 1)
-    if s.engine.engine == "annotations" or used >= s.gpus_per_replica:
+    if s.engine.engine == "annotations" or used >= s.gpus_per_replica or s.container.mig_profile:
         return []
     idle = s.gpus_per_replica - used
-    cost = monthly(gpu, idle * _replicas(s), ctx)
+    cost = monthly(gpu, idle * _replicas(s), ctx) if gpu is not None else None
     detail = (
-        f"requests {s.gpus_per_replica} GPUs but tp={s.engine.tp} x pp={s.engine.pp} uses {used}; "
-        f"{idle} sit idle ({money(cost)}). Set nvidia.com/gpu: {used}."
+        f"requests {s.gpus_per_replica} GPUs{_group(s)} but tp={s.engine.tp} x pp={s.engine.pp} uses {used}; "
+        f"{idle} sit idle{f' ({money(cost)})' if cost is not None else ''}. {_idle_fix(s, used)}"
     )
     return [
         finding(
             s,
             Code.OVERPROVISIONED,
             detail,
-            tier=gpu.id,
+            tier=gpu.id if gpu is not None else None,
             gpus=s.gpus_per_replica,
             used_gpus=used,
-            wasted_monthly_cost=round(cost),
+            wasted_monthly_cost=round(cost) if cost is not None else None,
         )
     ]
+
+
+def _group(s: Serving) -> str:
+    return f" over {s.workload.group_size} pods" if s.workload.group_size > 1 else ""
+
+
+def _idle_fix(s: Serving, used: int) -> str:
+    """One pod: fewer GPUs on it. A multi-node group: fewer pods of the same GPUs, if that adds up."""
+    per_pod = s.container.gpus
+    if s.workload.group_size <= 1:
+        return f"Set nvidia.com/gpu: {used}."
+    if per_pod and used % per_pod == 0:
+        return f"Use {used // per_pod} pods of {per_pod} GPUs per group."
+    return f"Request {used} GPUs per group."
 
 
 def _excess_tp(s: Serving, ctx: CheckContext, gpu: GpuSpec, est: MemoryEstimate) -> list[Finding]:

@@ -99,6 +99,7 @@ UNKNOWN = "\x00unknown\x00"  # stands for a value from valueFrom after $(VAR) ex
 _VAR_REF = re.compile(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)")
 _SHELL_SPACE = re.compile(r"[ \t\r\n]+")  # shlex's whitespace
 _SHELL_SYNTAX = frozenset("\"'\\#")  # quotes, escapes and comments: only shlex reads these
+_CONTINUATION = re.compile(r"\\\r?\n")
 _SHELLS = {"sh", "bash", "/bin/sh", "/bin/bash", "/usr/bin/env", "dash", "/bin/dash", "zsh"}
 
 
@@ -127,6 +128,10 @@ def _unwrap_shell(argv: list[str]) -> list[str]:
 def _script_words(script: str) -> Iterator[str]:
     """Words of a shell script; `a && b`, `;` and newlines become separate commands, joined in order.
     Shell variables ($VAR, ${VAR}) are left as they are: parsers treat them as unknown values."""
+    if "\\" in script:
+        # A backslash-newline is a line continuation: the shell drops both characters (POSIX 2.2.1), while
+        # shlex would keep the newline inside the next word (`\n--model`). Published scripts are full of them.
+        script = _CONTINUATION.sub("", script)
     if _SHELL_SYNTAX.isdisjoint(script):
         # What shlex.split gives when nothing is quoted, escaped or commented, at a tenth of the cost.
         words = [w for w in _SHELL_SPACE.split(script) if w]

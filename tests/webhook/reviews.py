@@ -15,6 +15,7 @@ GROUP_VERSION = {
     "InferenceService": ("serving.kserve.io", "v1beta1", "inferenceservices"),
     "ResourceClaimTemplate": ("resource.k8s.io", "v1", "resourceclaimtemplates"),
     "ResourceClaim": ("resource.k8s.io", "v1", "resourceclaims"),
+    "LeaderWorkerSet": ("leaderworkerset.x-k8s.io", "v1", "leaderworkersets"),
 }
 
 
