@@ -3,7 +3,7 @@ PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: venv examples test lint e2e-binaries
+.PHONY: venv examples test lint e2e-binaries helm
 
 $(BIN)/gpuplace: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -23,5 +23,9 @@ lint: venv
 e2e-binaries:
 	bash hack/control-plane.sh install
 
-test: venv e2e-binaries lint
+# helm for the chart tests (helm lint/template, helm install in the e2e), built from its Go module.
+helm:
+	bash hack/helm.sh install
+
+test: venv e2e-binaries helm lint
 	$(BIN)/pytest -q

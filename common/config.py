@@ -20,6 +20,9 @@ from placement.findings import Code, Severity
 from placement.models import ModelCatalog, ModelError, default_model_catalog, from_hf_config
 
 ENV_PREFIX = "GPUPLACE_"
+# Node label families the native constraints write (webhook/affinity.py).
+LabelFamily = Literal["gpu-feature-discovery", "karpenter"]
+LABEL_FAMILIES: tuple[LabelFamily, ...] = ("gpu-feature-discovery", "karpenter")
 
 
 class ConfigError(ValueError):
@@ -85,6 +88,19 @@ class WebhookConfig(Strict):
         description="on ResourceClaims made from a pod's claim template, add a CEL selector for the GPU "
         "memory the pod's model needs (gpuplace.io/gpu-memory-min), so the DRA allocator enforces it; "
         "needs the claims mutating webhook (docs/dra.md)",
+    )
+    native_constraints: bool = Field(
+        False,
+        description="also write the memory floor (gpuplace.io/gpu-memory-min) and a pinned tier as required "
+        "node affinity on GPU Feature Discovery and Karpenter labels, so any scheduler and autoscaler keeps "
+        "pods off GPUs too small for them; merged into the pod's own affinity without widening it (a pod "
+        "whose nodes carry none of the labels stays Pending)",
+    )
+    native_constraint_labels: tuple[LabelFamily, ...] = Field(
+        LABEL_FAMILIES,
+        min_length=1,
+        description="label families the native constraints use, OR-ed: gpu-feature-discovery "
+        "(nvidia.com/gpu.memory), karpenter (karpenter.k8s.aws/instance-gpu-memory, instance-gpu-name)",
     )
     port: int = Field(8443, gt=0, lt=65536)
     cert_file: str = "/certs/tls.crt"

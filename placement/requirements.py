@@ -11,6 +11,7 @@ from typing import Any
 from placement.checks.settings import CheckContext
 from placement.engines.defaults import setup_for
 from placement.memory import estimate
+from placement.native_affinity import NODE_AFFINITY, user_node_affinity
 from placement.serving import Serving, resolve
 from placement.workload import ANNOTATION_PREFIX, Workload
 
@@ -19,7 +20,8 @@ MODEL_RESOLVED = ANNOTATION_PREFIX + "model-resolved"
 NVLINK = ANNOTATION_PREFIX + "nvlink"
 GROUP = ANNOTATION_PREFIX + "group"
 INPUTS_HASH = ANNOTATION_PREFIX + "inputs-hash"
-STAMPED = (GPU_MEMORY_MIN, MODEL_RESOLVED, NVLINK, GROUP, INPUTS_HASH)
+# NODE_AFFINITY: written by /mutate only with native constraints on (placement/native_affinity.py).
+STAMPED = (GPU_MEMORY_MIN, MODEL_RESOLVED, NVLINK, GROUP, INPUTS_HASH, NODE_AFFINITY)
 
 _MIB = 2**20
 
@@ -92,7 +94,9 @@ def gpu_spec_hash(workload: Workload) -> str:
             for c in [*workload.containers, *workload.other_containers]
         ],
         "nodeSelector": spec.get("nodeSelector") or {},
-        "affinity": _node_affinity(spec),
+        "affinity": _node_affinity(spec, (template.get("metadata") or {}).get("annotations") or {})
+        if template
+        else {},
         "annotations": {
             k: v
             for k, v in sorted(workload.annotations.items())
@@ -108,7 +112,9 @@ def gpu_spec_hash(workload: Workload) -> str:
     return hashlib.sha256(blob).hexdigest()[:16]
 
 
-def _node_affinity(spec: Mapping[str, Any]) -> Any:
+def _node_affinity(spec: Mapping[str, Any], annotations: Mapping[str, Any]) -> Any:
     # A CRD's pod template is not always validated by the apiserver: a wrong shape hashes as it is.
     affinity = spec.get("affinity")
-    return (affinity.get("nodeAffinity") or {}) if isinstance(affinity, Mapping) else (affinity or {})
+    if not isinstance(affinity, Mapping) or not isinstance(affinity.get("nodeAffinity") or {}, Mapping):
+        return affinity or {}
+    return user_node_affinity(spec, annotations)

@@ -7,13 +7,10 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from placement.workload import Workload
+from webhook.affinity import native_constraints
+from webhook.jsonpatch import pointer
 
 DEFAULT_SCHEDULER = "default-scheduler"
-
-
-def pointer(path: Sequence[str]) -> str:
-    """RFC 6901: `~` -> `~0`, `/` -> `~1` (annotation keys contain `/`)."""
-    return "".join("/" + p.replace("~", "~0").replace("/", "~1") for p in path)
 
 
 def _template(obj: Mapping[str, Any], path: Sequence[str]) -> Mapping[str, Any] | None:
@@ -76,14 +73,25 @@ def scheduler_patch(obj: Mapping[str, Any], path: Sequence[str], scheduler: str)
 
 
 def mutation(
-    obj: Mapping[str, Any], workload: Workload, stamps: Mapping[str, str], scheduler: str | None
+    obj: Mapping[str, Any],
+    workload: Workload,
+    stamps: Mapping[str, str],
+    scheduler: str | None,
+    native: Sequence[str] = (),
 ) -> list[dict[str, Any]]:
+    """`native`: the label families for native constraints (webhook/affinity.py); empty: none."""
     # Kinds with a pod template stamp it; a Pod stamps itself; an InferenceService its own metadata
     # (KServe copies it to the predictor pods); a LeaderWorkerSet both its leader and worker templates (the
     # extender places the whole group by the same stamps).
     ops: list[dict[str, Any]] = []
     for path in workload.stamp_paths:
-        ops += annotation_patch(obj, path, stamps)
+        path_stamps = dict(stamps)
+        affinity_ops: list[dict[str, Any]] = []
+        if native and workload.ref.kind != "InferenceService":
+            template = _template(obj, path)
+            recorded, affinity_ops = native_constraints(template, path, stamps, workload.tier, native)
+            path_stamps.update(recorded)
+        ops += annotation_patch(obj, path, path_stamps) + affinity_ops
         if scheduler and workload.ref.kind != "InferenceService":
             ops += scheduler_patch(obj, path, scheduler)
     return ops

@@ -24,6 +24,7 @@ from placement.dra import (
     pod_claim_refs,
 )
 from placement.findings import Finding
+from placement.native_affinity import NODE_AFFINITY
 from placement.requirements import GPU_MEMORY_MIN, STAMPED, gpu_spec_hash, requirements
 from placement.serving import Serving
 from placement.workload import TEMPLATE_PATHS, WORKLOAD_KINDS, Workload, WorkloadError, extract
@@ -175,11 +176,16 @@ class Reviewer:
             kept = self._kept_on_update(req.old_obj, workload)
             if kept is not None:
                 stamps, scheduler = kept
-                return mutation(req.obj, workload, stamps, scheduler)
+                # Native constraints the template carried are kept (restored if a replace dropped them).
+                kept_native = self.cfg.native_constraint_labels if NODE_AFFINITY in stamps else ()
+                native = kept_native if self.cfg.native_constraints else ()
+                return mutation(req.obj, workload, stamps, scheduler, native)
         stamps = requirements(workload, self.ctx)
-        # A Pod's schedulerName is immutable after creation.
-        scheduler = self.cfg.scheduler_name if (req.operation == "CREATE" or req.kind != "Pod") else None
-        return mutation(req.obj, workload, stamps, scheduler)
+        # A Pod's schedulerName and node affinity are immutable after creation.
+        mutable = req.operation == "CREATE" or req.kind != "Pod"
+        scheduler = self.cfg.scheduler_name if mutable else None
+        native = self.cfg.native_constraint_labels if (mutable and self.cfg.native_constraints) else ()
+        return mutation(req.obj, workload, stamps, scheduler, native)
 
     async def claim_memory_floor(self, req: Request) -> list[dict[str, Any]]:
         """DRA, opt-in (webhook.dra_memory_floor): a ResourceClaim Kubernetes makes from a pod's claim

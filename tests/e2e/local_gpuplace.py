@@ -3,12 +3,14 @@ scheduler extender, each run as `python -m gpuplace ...` against the harness API
 
 from __future__ import annotations
 
+import os
 import socket
 import ssl
 import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +28,10 @@ def free_port() -> int:
 
 
 class LocalWebhook:
-    def __init__(self, cp: ControlPlane, work: Path) -> None:
+    def __init__(self, cp: ControlPlane, work: Path, env: Mapping[str, str] | None = None) -> None:
+        """`env`: extra environment, e.g. GPUPLACE_WEBHOOK__NATIVE_CONSTRAINTS=true (config overrides)."""
         self.cp, self.work = cp, work
+        self.env = {**os.environ, **(env or {})}
         self.port = free_port()
         self.pair = cp.ca.issue_serving_cert("gpuplace-webhook-e2e")
         self.proc: subprocess.Popen[bytes] | None = None
@@ -56,6 +60,7 @@ class LocalWebhook:
             stdout=log,
             stderr=subprocess.STDOUT,
             cwd=REPO,
+            env=self.env,
         )
         ctx = ssl.create_default_context(cafile=str(self.cp.ca_cert_path))
         deadline = time.monotonic() + 30

@@ -65,4 +65,4 @@ async def test_a_changed_gpu_spec_is_stamped_afresh(scheduling_client):
     stamped = _template(_apply(changed, r["patch"]))["metadata"]["annotations"]
     old_stamps = _template(live)["metadata"]["annotations"]
     assert stamped[INPUTS_HASH] != old_stamps[INPUTS_HASH]
-    assert set(STAMPED) - {"gpuplace.io/group"} <= set(stamped)
+    assert set(STAMPED) - {"gpuplace.io/group", "gpuplace.io/node-affinity"} <= set(stamped)
