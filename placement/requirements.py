@@ -94,9 +94,7 @@ def gpu_spec_hash(workload: Workload) -> str:
             for c in [*workload.containers, *workload.other_containers]
         ],
         "nodeSelector": spec.get("nodeSelector") or {},
-        "affinity": _node_affinity(spec, (template.get("metadata") or {}).get("annotations") or {})
-        if template
-        else {},
+        "affinity": _node_affinity(spec, (template.get("metadata") or {}) if template else {}),
         "annotations": {
             k: v
             for k, v in sorted(workload.annotations.items())
@@ -112,9 +110,11 @@ def gpu_spec_hash(workload: Workload) -> str:
     return hashlib.sha256(blob).hexdigest()[:16]
 
 
-def _node_affinity(spec: Mapping[str, Any], annotations: Mapping[str, Any]) -> Any:
+def _node_affinity(spec: Mapping[str, Any], meta: Mapping[str, Any]) -> Any:
     # A CRD's pod template is not always validated by the apiserver: a wrong shape hashes as it is.
     affinity = spec.get("affinity")
     if not isinstance(affinity, Mapping) or not isinstance(affinity.get("nodeAffinity") or {}, Mapping):
-        return affinity or {}
-    return user_node_affinity(spec, annotations)
+        return (affinity.get("nodeAffinity") or {}) if isinstance(affinity, Mapping) else (affinity or {})
+    # Without what native constraints added: a template /mutate constrained hashes as it did before.
+    annotations = meta.get("annotations") if isinstance(meta, Mapping) else None
+    return user_node_affinity(spec, annotations if isinstance(annotations, Mapping) else {})

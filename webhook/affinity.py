@@ -10,7 +10,7 @@ from typing import Any
 
 from placement.native_affinity import NODE_AFFINITY, REQUIRED, Expr, alternatives, merge_terms, recorded
 from placement.requirements import GPU_MEMORY_MIN
-from placement.workload import TierPin
+from placement.workload import GPU_RESOURCE, MIG_PREFIX, TierPin
 from webhook.jsonpatch import pointer
 
 
@@ -42,6 +42,21 @@ def affinity_patch(
     for key in reversed(levels[depth + 1 :]):
         value = {key: value}
     return [{"op": "add", "path": pointer([*spec_path, *levels[: depth + 1]]), "value": value}]
+
+
+def requests_gpus(template: Mapping[str, Any] | None) -> bool:
+    """Whether a container of this pod template has a GPU limit (a LeaderWorkerSet's leader may not: it
+    gets the stamps, but no GPU-memory affinity that would keep a CPU-only pod off CPU nodes). DRA pods
+    (GPUs by resourceClaims) are left to `dra_memory_floor`: their nodes need not carry GFD labels."""
+    spec = template.get("spec") if isinstance(template, Mapping) else None
+    containers = spec.get("containers") if isinstance(spec, Mapping) else None
+    for c in containers if isinstance(containers, list) else []:
+        limits = ((c.get("resources") or {}).get("limits") or {}) if isinstance(c, Mapping) else {}
+        if isinstance(limits, Mapping) and any(
+            k == GPU_RESOURCE or str(k).startswith(MIG_PREFIX) for k in limits
+        ):
+            return True
+    return False
 
 
 def native_constraints(

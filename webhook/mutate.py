@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from placement.workload import Workload
-from webhook.affinity import native_constraints
+from webhook.affinity import native_constraints, requests_gpus
 from webhook.jsonpatch import pointer
 
 DEFAULT_SCHEDULER = "default-scheduler"
@@ -85,10 +85,9 @@ def mutation(
     # extender places the whole group by the same stamps).
     ops: list[dict[str, Any]] = []
     for path in workload.stamp_paths:
-        path_stamps = dict(stamps)
-        affinity_ops: list[dict[str, Any]] = []
-        if native and workload.ref.kind != "InferenceService":
-            template = _template(obj, path)
+        path_stamps, affinity_ops = dict(stamps), list[dict[str, Any]]()
+        template = _template(obj, path)
+        if native and workload.ref.kind != "InferenceService" and requests_gpus(template):
             recorded, affinity_ops = native_constraints(template, path, stamps, workload.tier, native)
             path_stamps.update(recorded)
         ops += annotation_patch(obj, path, path_stamps) + affinity_ops

@@ -314,3 +314,35 @@ def test_re_applying_a_constrained_deployment_changes_nothing(control_plane, nat
     assert len(terms) == 2 and all(
         t["matchExpressions"][0]["key"] == "topology.kubernetes.io/zone" for t in terms
     )
+
+
+@pytest.mark.parametrize(
+    "sets",
+    [
+        ("scheduler.enabled=true", "scan.enabled=true", "dashboards.enabled=true"),
+        ("certs.mode=none", "webhook.url=https://127.0.0.1:9443", "certs.caBundle=Zm9v"),
+    ],
+    ids=["bootstrap-everything-on", "url"],
+)
+def test_every_rendered_object_passes_the_apiservers_strict_validation(control_plane, sets):
+    """`helm template` (every optional part on) applied with --dry-run=server --validate=strict: field
+    names, CEL matchConditions, CronJob schedules and RBAC checked by the real kube-apiserver."""
+    ns = control_plane.create_namespace("chart-dry-run")
+    flags = [f for s in (f"fullnameOverride={NAME}-dry", *sets) for f in ("--set", s)]
+    argv = [str(helm_binary()), "template", "gpuplace", str(CHART), "--namespace", ns, *flags]
+    rendered = subprocess.run(argv, capture_output=True, text=True, check=True, timeout=120).stdout
+    docs = [d for d in yaml.safe_load_all(rendered) if d]
+    assert {"ValidatingWebhookConfiguration", "MutatingWebhookConfiguration", "Deployment"} <= {
+        d["kind"] for d in docs
+    }
+    proc = control_plane.kubectl(
+        "apply",
+        "--dry-run=server",
+        "--validate=strict",
+        "-f",
+        "-",
+        input=yaml.safe_dump_all(docs),
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.count("(server dry run)") == len(docs)

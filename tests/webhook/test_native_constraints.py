@@ -8,9 +8,11 @@ import base64
 import copy
 import json
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from aiohttp.test_utils import TestClient
 
 from common.config import ConfigError, WebhookConfig, load_config
@@ -30,6 +32,7 @@ from webhook.validate import Reviewer
 KARPENTER_NAME = "karpenter.k8s.aws/instance-gpu-name"
 ZONE = {"key": "topology.kubernetes.io/zone", "operator": "In", "values": ["us-east-1a"]}
 SPOT = {"key": "karpenter.sh/capacity-type", "operator": "In", "values": ["spot"]}
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 LLAMA_70B = ("meta-llama/Llama-3.1-70B-Instruct", "--tensor-parallel-size", "2", "--max-model-len", "8192")
 
 
@@ -206,3 +209,20 @@ async def test_replace_that_drops_the_constraints_gets_them_back(native):
     del replaced["spec"]["template"]["metadata"]["annotations"]
     out, _ = await _mutate(native, replaced, operation="UPDATE", old=live)
     assert out["spec"]["template"] == live["spec"]["template"]
+
+
+async def test_leaderworkerset_gpu_template_is_constrained_and_a_cpu_only_leader_is_not(native):
+    lws = yaml.safe_load((EXAMPLES / "lws-llama405b-multinode.yaml").read_text())
+    worker = lws["spec"]["leaderWorkerTemplate"]["workerTemplate"]
+    leader = copy.deepcopy(worker)
+    leader["spec"]["containers"][0].pop("resources")  # a coordinator with no GPU
+    lws["spec"]["leaderWorkerTemplate"]["leaderTemplate"] = leader
+    out, _ = await _mutate(native, lws)
+    templates = out["spec"]["leaderWorkerTemplate"]
+    worker_terms = templates["workerTemplate"]["spec"]["affinity"]["nodeAffinity"][REQUIRED][
+        "nodeSelectorTerms"
+    ]
+    assert {e["key"] for t in worker_terms for e in t["matchExpressions"]} >= {GFD_MEMORY_LABEL}
+    assert "affinity" not in templates["leaderTemplate"]["spec"]
+    _, ops = await _mutate(native, out)
+    assert ops == []

@@ -51,7 +51,8 @@ capabilities: {drop: [ALL]}
 {{/*
 The one list of webhook entries, shared by the validating and the mutating configuration (the same list
 as manifests/base/webhooks.yaml). `pod` is the CEL path of the pod spec: with it, a matchCondition skips
-objects that request no GPUs; `mutate` says whether /mutate serves the entry too.
+objects that request no GPUs (`optionalPod`: a pod template that may be absent, its GPUs count too);
+`mutate` says whether /mutate serves the entry too.
 */}}
 {{- define "gpuplace.webhookEntries" -}}
 - name: pods.gpuplace.io
@@ -72,7 +73,8 @@ objects that request no GPUs; `mutate` says whether /mutate serves the entry too
   - {apiGroups: [batch], apiVersions: [v1], resources: [cronjobs]}
 - name: leaderworkersets.gpuplace.io
   pod: object.spec.leaderWorkerTemplate.workerTemplate.spec
-  leader: object.spec.leaderWorkerTemplate.leaderTemplate
+  # The leader template is optional; when there, its GPUs count too.
+  optionalPod: object.spec.leaderWorkerTemplate.leaderTemplate
   mutate: true
   rules:
   - {apiGroups: [leaderworkerset.x-k8s.io], apiVersions: [v1], resources: [leaderworkersets]}
@@ -95,6 +97,11 @@ objects that request no GPUs; `mutate` says whether /mutate serves the entry too
   matchConditions:
   - name: written-by-users
     expression: "!has(object.metadata.annotations) || !('resource.kubernetes.io/pod-claim-name' in object.metadata.annotations || 'resource.kubernetes.io/extended-resource-claim' in object.metadata.annotations)"
+{{- end -}}
+
+{{/* CEL: the pod spec at this path asks for GPUs (a GPU or MIG limit, or DRA claims). */}}
+{{- define "gpuplace.requestsGpus" -}}
+{{ . }}.containers.exists(c, has(c.resources) && has(c.resources.limits) && c.resources.limits.exists(k, k == 'nvidia.com/gpu' || k.startsWith('nvidia.com/mig-'))) || has({{ . }}.resourceClaims)
 {{- end -}}
 
 {{/* One webhook of a configuration: (dict "root" $ "entry" <entry> "path" "/validate"|"/mutate"). */}}
@@ -136,12 +143,9 @@ objects that request no GPUs; `mutate` says whether /mutate serves the entry too
   {{- if $e.pod }}
   matchConditions:
   - name: requests-gpus
-    {{- $gpus := "%s.containers.exists(c, has(c.resources) && has(c.resources.limits) && c.resources.limits.exists(k, k == 'nvidia.com/gpu' || k.startsWith('nvidia.com/mig-'))) || has(%s.resourceClaims)" }}
-    {{- $expr := printf $gpus $e.pod $e.pod }}
-    {{- if $e.leader }}
-    {{- /* a LeaderWorkerSet whose leader alone holds GPUs is judged too */}}
-    {{- $leader := printf "%s.spec" $e.leader }}
-    {{- $expr = printf "%s || (has(%s) && (%s))" $expr $e.leader (printf $gpus $leader $leader) }}
+    {{- $expr := include "gpuplace.requestsGpus" $e.pod }}
+    {{- if $e.optionalPod }}
+    {{- $expr = printf "%s || (has(%s) && (%s))" $expr $e.optionalPod (include "gpuplace.requestsGpus" (printf "%s.spec" $e.optionalPod)) }}
     {{- end }}
     expression: {{ $expr | quote }}
   {{- else if $e.matchConditions }}
