@@ -9,7 +9,6 @@ scheduler allocates claims from the slices; the extender sees DRA nodes' GPUs fr
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -59,17 +58,9 @@ def dra_node(cp: ControlPlane, name: str, product: str, gpus: int, memory: str) 
 def webhook(dra_cluster: ControlPlane, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalWebhook]:
     if dra_cluster.external:
         pytest.skip("the API server of an external cluster cannot reach a webhook on this host's loopback")
-    hook = LocalWebhook(dra_cluster, tmp_path_factory.mktemp("webhook-dra"))
     # The opt-in memory floor on (its test below); it touches only claims made for pods.
-    saved = os.environ.get(FLOOR_ENV)
-    os.environ[FLOOR_ENV] = "true"
-    try:
-        hook.start()
-    finally:
-        if saved is None:
-            os.environ.pop(FLOOR_ENV, None)
-        else:
-            os.environ[FLOOR_ENV] = saved
+    hook = LocalWebhook(dra_cluster, tmp_path_factory.mktemp("webhook-dra"), env={FLOOR_ENV: "true"})
+    hook.start()
     dra_cluster.apply(*hook.configurations())
     wait_until(lambda: _webhook_answers(dra_cluster), timeout=30, what="the webhook configurations to apply")
     yield hook
