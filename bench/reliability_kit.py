@@ -588,6 +588,59 @@ def huge_probe(mib: int = 50) -> Probe:
     )
 
 
+# Bytes that are not a review: (data, sent inside TLS). Each must be dropped at the door or answered 4xx.
+RAW: dict[str, tuple[bytes, bool]] = {
+    "plain HTTP on the TLS port": (
+        b"POST /validate HTTP/1.1\r\nHost: localhost\r\nContent-Length: 2\r\n\r\n{}",
+        False,
+    ),
+    "TLS garbage": (bytes(range(256)) * 16, False),
+    "a TLS ClientHello cut short": (bytes.fromhex("16030100a5010000a10303") + b"\x00" * 20, False),
+    "not HTTP inside TLS": (b"\x00\x01GARBAGE\r\n\r\n", True),
+    "a 100 KB header inside TLS": (
+        b"POST /validate HTTP/1.1\r\nHost: localhost\r\nX-Big: " + b"a" * 100_000 + b"\r\n\r\n",
+        True,
+    ),
+    "a body shorter than its Content-Length": (
+        b"POST /validate HTTP/1.1\r\nHost: localhost\r\nContent-Length: 1000\r\nConnection: close\r\n\r\n{}",
+        True,
+    ),
+    "a broken chunked body": (
+        b"POST /validate HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"zz\r\nxx\r\n0\r\n\r\n",
+        True,
+    ),
+}
+
+# Inputs that stop halfway: the server may wait for the rest (until asyncio's TLS handshake timeout).
+CUT_SHORT = {"a TLS ClientHello cut short", "a body shorter than its Content-Length"}
+
+
+# (command, config text, what the one error line must name): each must exit 2 with that one line.
+BAD_CONFIGS: dict[str, tuple[str, str, str]] = {
+    "a field of the wrong type": (
+        "webhook",
+        "webhook:\n  timeout_budget_s: fast\n",
+        "webhook.timeout_budget_s",
+    ),
+    "a value out of range": ("webhook", "webhook:\n  timeout_budget_s: 60\n", "webhook.timeout_budget_s"),
+    "a misspelt section": ("webhook", "webhok:\n  mode: warn\n", "webhok"),
+    "a misspelt field": ("webhook", "webhook:\n  mod: warn\n", "webhook.mod"),
+    "an unknown mode": ("webhook", "webhook:\n  mode: strict\n", "webhook.mode"),
+    "an unknown finding code": ("webhook", "severity:\n  oom-risky: info\n", "oom-risky"),
+    "broken YAML": ("webhook", "webhook: [1,\n", "invalid YAML"),
+    "a list, not a mapping": ("webhook", "- webhook\n", "bad.yaml"),
+    "binary bytes": ("webhook", "\x00\x01\x02", "bad.yaml"),
+    "extender: a field of the wrong type": (
+        "extender",
+        "extender:\n  bind_timeout_s: soon\n",
+        "extender.bind_timeout_s",
+    ),
+    "extender: an unknown policy": ("extender", "extender:\n  policy: fastest\n", "extender.policy"),
+    "extender: broken YAML": ("extender", "extender: {port: \n", "invalid YAML"),
+}
+
+
 # --- judging answers ----------------------------------------------------------------------------------
 
 

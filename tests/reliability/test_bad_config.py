@@ -9,30 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from bench.reliability_kit import BAD_CONFIGS as BAD
 from bench.reliability_kit import REPO
-
-BAD = {
-    "a field of the wrong type": (
-        "webhook",
-        "webhook:\n  timeout_budget_s: fast\n",
-        "webhook.timeout_budget_s",
-    ),
-    "a value out of range": ("webhook", "webhook:\n  timeout_budget_s: 60\n", "webhook.timeout_budget_s"),
-    "a misspelt section": ("webhook", "webhok:\n  mode: warn\n", "webhok"),
-    "a misspelt field": ("webhook", "webhook:\n  mod: warn\n", "webhook.mod"),
-    "an unknown mode": ("webhook", "webhook:\n  mode: strict\n", "webhook.mode"),
-    "an unknown finding code": ("webhook", "severity:\n  oom-risky: info\n", "oom-risky"),
-    "broken YAML": ("webhook", "webhook: [1,\n", "invalid YAML"),
-    "a list, not a mapping": ("webhook", "- webhook\n", "bad.yaml"),
-    "binary bytes": ("webhook", "\x00\x01\x02", "bad.yaml"),
-    "extender: a field of the wrong type": (
-        "extender",
-        "extender:\n  bind_timeout_s: soon\n",
-        "extender.bind_timeout_s",
-    ),
-    "extender: an unknown policy": ("extender", "extender:\n  policy: fastest\n", "extender.policy"),
-    "extender: broken YAML": ("extender", "extender: {port: \n", "invalid YAML"),
-}
 
 
 @pytest.mark.parametrize("case", list(BAD))

@@ -11,6 +11,8 @@ import aiohttp
 import pytest
 
 from bench.reliability_kit import (
+    CUT_SHORT,
+    RAW,
     Probe,
     Webhook,
     corpus,
@@ -58,32 +60,6 @@ async def test_the_expected_refusals_carry_their_reason(webhook):
     huge = await answer("50 MB body")
     assert huge[0] == 413 and "Maximum request body size" in huge[1]
     assert (await answer("3 MB body"))[0] == 200
-
-
-RAW = {
-    "plain HTTP on the TLS port": (
-        b"POST /validate HTTP/1.1\r\nHost: localhost\r\nContent-Length: 2\r\n\r\n{}",
-        False,
-    ),
-    "TLS garbage": (bytes(range(256)) * 16, False),
-    "a TLS ClientHello cut short": (bytes.fromhex("16030100a5010000a10303") + b"\x00" * 20, False),
-    "not HTTP inside TLS": (b"\x00\x01GARBAGE\r\n\r\n", True),
-    "a 100 KB header inside TLS": (
-        b"POST /validate HTTP/1.1\r\nHost: localhost\r\nX-Big: " + b"a" * 100_000 + b"\r\n\r\n",
-        True,
-    ),
-    "a body shorter than its Content-Length": (
-        b"POST /validate HTTP/1.1\r\nHost: localhost\r\nContent-Length: 1000\r\nConnection: close\r\n\r\n{}",
-        True,
-    ),
-    "a broken chunked body": (
-        b"POST /validate HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n"
-        b"zz\r\nxx\r\n0\r\n\r\n",
-        True,
-    ),
-}
-
-CUT_SHORT = {"a TLS ClientHello cut short", "a body shorter than its Content-Length"}
 
 
 @pytest.mark.parametrize("name", list(RAW))
