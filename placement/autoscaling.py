@@ -17,6 +17,10 @@ KEDA_DEFAULT_MIN_REPLICAS = 0
 KEDA_DEFAULT_COOLDOWN_S = 300
 KNATIVE_DEFAULT_WINDOW_S = 60  # autoscaling.knative.dev/window (stable window)
 KNATIVE_PREFIX = "autoscaling.knative.dev/"
+KSERVE_MODE_ANNOTATION = "serving.kserve.io/deploymentMode"
+# Modes in which KServe runs a plain Deployment and HPA: `Standard` is KServe 0.15's new name for
+# `RawDeployment` (https://kserve.github.io/website/docs/admin-guide/kubernetes-deployment).
+KSERVE_HPA_MODES = ("Standard", "RawDeployment")
 
 
 @dataclass(frozen=True)
@@ -102,7 +106,12 @@ def _kserve(obj: Mapping[str, Any]) -> Autoscaler:
     annotations = dict((obj.get("metadata") or {}).get("annotations") or {})
     min_replicas = _int(predictor.get("minReplicas", 1), "spec.predictor.minReplicas")
     source = "spec.predictor.minReplicas" if "minReplicas" in predictor else "KServe default minReplicas 1"
-    if annotations.get("serving.kserve.io/deploymentMode") == "RawDeployment":
+    mode = annotations.get(KSERVE_MODE_ANNOTATION)
+    if mode in KSERVE_HPA_MODES:
+        # Standard (RawDeployment before KServe 0.15) scales a Deployment with an HPA, whose minReplicas
+        # is at least 1: no scale to zero, no Knative windows, whatever the annotations say.
+        if min_replicas < 1:
+            min_replicas, source = 1, f"HPA minimum 1 ({mode} mode cannot scale to zero)"
         return Autoscaler(
             object_ref(obj),
             "kserve",
@@ -111,7 +120,7 @@ def _kserve(obj: Mapping[str, Any]) -> Autoscaler:
             min_replicas,
             source,
             HPA_DEFAULT_SCALE_DOWN_WINDOW_S,
-            "HPA default scale-down window (300s)",
+            f"HPA default scale-down window (300s, {mode} mode)",
         )
     return _knative_like(
         obj, annotations, "kserve", "InferenceService", default_min=min_replicas, default_source=source
