@@ -490,3 +490,25 @@ def test_a_crd_field_of_the_wrong_type_is_an_error_naming_it(text, field):
     [(_, error)] = result.errors
     assert field in error
     assert [c for _, c in result.coverage] == [Coverage(NOT_JUDGED_LEVEL, "unreadable")]
+
+
+def test_llmisvc_without_a_template_takes_its_gpus_from_kserves_default_config_not_judged():
+    obj = read(LLMISVC)
+    del obj["spec"]["template"]
+    [f] = findings(obj)
+    assert "KServe's default LLMInferenceServiceConfig" in f.message
+    assert coverage(obj) == [Coverage(NOT_JUDGED_LEVEL, "config-ref")]
+
+
+def test_llmisvc_on_cpu_is_not_a_gpu_workload():
+    obj = read(LLMISVC)
+    obj["spec"]["template"]["containers"][0]["resources"] = {"limits": {"cpu": "4", "memory": "16Gi"}}
+    assert findings(obj) == [] and coverage(obj) == []
+
+
+def test_kubeai_with_autoscaling_disabled_runs_its_replicas_and_never_scales_to_zero():
+    obj = read(KUBEAI_L4)
+    obj["spec"].update(autoscalingDisabled=True, replicas=2)
+    [s] = servings(workload(obj), CTX)
+    assert s.workload.replicas == 2
+    assert not {Code.COLD_START.value, Code.SCALE_THRASHING.value} & codes(obj)

@@ -28,7 +28,7 @@ from placement.findings import Finding
 from placement.native_affinity import NODE_AFFINITY
 from placement.requirements import GPU_MEMORY_MIN, STAMPED, gpu_spec_hash, requirements
 from placement.serving import Serving
-from placement.workload import TEMPLATE_PATHS, WORKLOAD_KINDS, Workload, WorkloadError, extract
+from placement.workload import CRD_KINDS, TEMPLATE_PATHS, WORKLOAD_KINDS, Workload, WorkloadError, extract
 from webhook.admission import Request
 from webhook.cluster import ClusterReader
 from webhook.decision import Decision, decide
@@ -312,6 +312,8 @@ def _unchanged(req: Request, ctx: CheckContext) -> bool:
         return True  # the common UPDATE (controllers, labels): nothing the checks read changed
     if is_autoscaler(req.obj) and req.obj.get("spec") != req.old_obj.get("spec"):
         return False
+    if req.obj.get("kind") in CRD_KINDS:
+        return False  # a CRD's GPUs and tier sit outside the containers the hash covers (a Serve config)
     new, old = _workload(req.obj, ctx), _workload(req.old_obj, ctx)
     if new is None or old is None:
         return new is None and old is None and req.obj.get("spec") == req.old_obj.get("spec")

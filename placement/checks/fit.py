@@ -60,7 +60,7 @@ def config_invalid(s: Serving) -> list[Finding]:
                 s,
                 Code.CONFIG_INVALID,
                 f"tp={eng.tp} x pp={eng.pp} needs {need} GPUs but the pod gets "
-                f"{s.gpus_per_replica}. Set nvidia.com/gpu: {need} or lower tp.",
+                f"{s.gpus_per_replica}. Set nvidia.com/gpu: {need} or lower {named(s, 'tp')}.",
                 tp=eng.tp,
                 pp=eng.pp,
                 gpus=s.gpus_per_replica,

@@ -57,7 +57,10 @@ def model(obj: Mapping[str, Any], catalog: GpuCatalog) -> Workload | None:
             "resources": {"limits": {"nvidia.com/gpu": str(gpus)}},
         }
     template = {"metadata": {}, "spec": {"containers": [container]}}
-    replicas = field_int(spec, ("minReplicas",), 0)
+    # The replicas that always run: minReplicas (0, KubeAI's default, when left out), or spec.replicas
+    # when autoscalingDisabled leaves the count to the user.
+    scaled = spec.get("autoscalingDisabled") is not True
+    replicas = field_int(spec, ("minReplicas",), 0) if scaled else field_int(spec, ("replicas",), 1)
     workload = pod_workload(obj, template, ("spec",), catalog, replicas=replicas)
     if not workload.tier.source.startswith("annotation"):
         workload.tier = _profile_tier(name, catalog)

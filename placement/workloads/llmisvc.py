@@ -35,15 +35,26 @@ def read(obj: Mapping[str, Any], catalog: GpuCatalog) -> Workload | None:
     judged = [p for p in parts if p is not None]
     if judged:
         return combine(judged)
+    if _sets_resources(spec.get("template")):
+        return None  # resources set, none of them GPUs: a CPU service
     refs = [str(r.get("name")) for r in spec.get("baseRefs") or [] if isinstance(r, Mapping)]
-    if refs:
-        return not_judged(
-            obj,
-            "config-ref",
-            f"its GPUs come from LLMInferenceServiceConfig {', '.join(refs)}, which gpuplace does not read; "
-            "set nvidia.com/gpu on spec.template's main container",
-        )
-    return None
+    source = (
+        f"LLMInferenceServiceConfig {', '.join(refs)}"
+        if refs
+        else "KServe's default LLMInferenceServiceConfig"
+    )
+    return not_judged(
+        obj,
+        "config-ref",
+        f"its GPUs come from {source}, which gpuplace does not read; set nvidia.com/gpu on spec.template's "
+        "main container",
+    )
+
+
+def _sets_resources(pod: Any) -> bool:
+    """Whether the template's containers state their resources (then no GPU among them means none)."""
+    containers = pod.get("containers") if isinstance(pod, Mapping) else None
+    return any(isinstance(c, Mapping) and c.get("resources") for c in containers or [])
 
 
 def _component(

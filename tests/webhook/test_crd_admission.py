@@ -3,6 +3,7 @@ on /mutate, and every review's coverage counted in gpuplace_workloads_judged_tot
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 from typing import Any
@@ -89,3 +90,14 @@ def test_every_crd_reader_has_a_validating_rule_and_no_mutating_one():
         resource = kind.lower() + "s"
         assert (group, resource) in rules["ValidatingWebhookConfiguration"], (group, kind)
         assert (group, resource) not in rules["MutatingWebhookConfiguration"], (group, kind)
+
+
+async def test_a_crd_update_that_moves_only_the_tier_is_judged_again():
+    old = serve_llm("meta-llama/Llama-3.1-70B-Instruct")
+    new = copy.deepcopy(old)
+    [group] = new["spec"]["rayClusterConfig"]["workerGroupSpecs"]
+    group["template"]["spec"]["nodeSelector"] = {"nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3"}
+    group["template"]["spec"]["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] = "8"
+    answer = await reviewer().validate(parse_review(json.dumps(review(new, "UPDATE", old=old)).encode()))
+    assert answer.note == "" and answer.coverage is not None  # judged, not passed as "GPU spec unchanged"
+    assert not any(f.code.value == "oom-risk" for f in answer.findings)  # tp=2 on H100s holds 70B
