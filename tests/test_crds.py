@@ -512,3 +512,17 @@ def test_kubeai_with_autoscaling_disabled_runs_its_replicas_and_never_scales_to_
     [s] = servings(workload(obj), CTX)
     assert s.workload.replicas == 2
     assert not {Code.COLD_START.value, Code.SCALE_THRASHING.value} & codes(obj)
+
+
+def test_ray_accelerator_names_with_memory_resolve_to_the_catalog_gpu():
+    [s] = servings(workload(serve_llm(accelerator="A100-80G")), CTX)
+    assert [g.id for g in s.workload.tier.gpus] == ["A100-SXM-80GB"]
+
+
+def test_ray_serve_llm_configs_given_as_files_are_not_judged():
+    obj = serve_llm()
+    config = yaml.safe_load(obj["spec"]["serveConfigV2"])
+    config["applications"][0]["args"]["llm_configs"] = ["models/qwen-0.5b.yaml"]
+    obj["spec"]["serveConfigV2"] = yaml.safe_dump(config)
+    [f] = findings(obj)
+    assert "name files" in f.message and coverage(obj) == [Coverage(NOT_JUDGED_LEVEL, "config-file")]

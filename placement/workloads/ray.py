@@ -17,6 +17,7 @@ so its GPUs are what tp x pp asks; the tier is the accelerator_type, else the GP
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -102,6 +103,13 @@ def ray_service(obj: Mapping[str, Any], catalog: GpuCatalog) -> Workload | None:
             skipped.append(str(app.get("name") or f"#{i}"))
     if parts:
         return combine(parts)
+    if any(str(a.get("import_path") or "") in LLM_IMPORT_PATHS for a in config.get("applications") or []):
+        return not_judged(
+            obj,
+            "config-file",
+            "its Ray Serve LLM llm_configs name files (read by Serve at start, not by gpuplace); "
+            "write the configs inline in serveConfigV2 or set annotation gpuplace.io/model",
+        )
     return not_judged(
         obj,
         "custom-serve-app",
@@ -177,7 +185,7 @@ def _component(
     container = engine_container(name, "vllm", model, kwargs_flags(kwargs), gpus=max(tp * pp, 1))
     template = {"metadata": {}, "spec": {"containers": [container]}}
     workload = pod_workload(obj, template, ("spec", "serveConfigV2"), catalog, replicas=replicas)
-    gpu = catalog.resolve(str(accelerator)) if accelerator else None
+    gpu = catalog.resolve(_ray_accelerator(str(accelerator))) if accelerator else None
     if gpu is not None and not workload.tier.source.startswith("annotation"):
         workload.tier = TierPin((gpu,), (), f"accelerator_type {accelerator}")
     elif not workload.tier.source.startswith("annotation"):
@@ -189,6 +197,11 @@ def _component(
             "(replicas or maxReplicas x nvidia.com/gpu); Ray never places the replica"
         )
     return workload
+
+
+def _ray_accelerator(name: str) -> str:
+    """Ray's accelerator names spell memory as `A100-80G`; the catalog knows `A100-80GB`."""
+    return re.sub(r"-(\d+)G$", r"-\1GB", name.strip())
 
 
 def _groups(
