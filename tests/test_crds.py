@@ -526,3 +526,60 @@ def test_ray_serve_llm_configs_given_as_files_are_not_judged():
     obj["spec"]["serveConfigV2"] = yaml.safe_dump(config)
     [f] = findings(obj)
     assert "name files" in f.message and coverage(obj) == [Coverage(NOT_JUDGED_LEVEL, "config-file")]
+
+
+def _paths(node: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    out = [path] if path else []
+    if isinstance(node, dict):
+        for k, v in node.items():
+            out += _paths(v, (*path, k))
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            out += _paths(v, (*path, i))
+    return out
+
+
+def _replaced(obj: Any, path: tuple[Any, ...], value: Any) -> Any:
+    import copy
+
+    out = copy.deepcopy(obj)
+    node = out
+    for key in path[:-1]:
+        node = node[key]
+    node[path[-1]] = value
+    return out
+
+
+CRD_MANIFESTS = [
+    serve_llm(),
+    read(KUBERAY_VLLM_SAMPLE),
+    read(KUBEAI_L4),
+    read(LLMISVC),
+    read(DYNAMO_V1ALPHA1),
+    read(DYNAMO_V1BETA1),
+    read((EXAMPLES / "aibrix-rayclusterfleet-multinode.yaml").read_text()),
+    read((EXAMPLES / "aibrix-modeladapter.yaml").read_text()),
+]
+
+
+@pytest.mark.parametrize("obj", CRD_MANIFESTS, ids=lambda o: o["kind"])
+def test_any_field_of_the_wrong_type_is_read_or_named_never_a_crash(obj):
+    for path in _paths(obj["spec"]):
+        for value in ("x", [1], 5, None, {"a": 1}):
+            bad = _replaced(obj, ("spec", *path), value)
+            check_objects([bad], CTX)  # a WorkloadError is the object's error; anything else raises
+
+
+@pytest.mark.parametrize("obj", [serve_llm(), read(KUBERAY_VLLM_SAMPLE)], ids=["serve-llm", "kuberay-sample"])
+def test_any_serve_config_field_of_the_wrong_type_is_read_or_named_never_a_crash(obj):
+    config = yaml.safe_load(obj["spec"]["serveConfigV2"])
+    for path in _paths(config):
+        for value in ("x", [1], 5, None, {"a": 1}):
+            text = yaml.safe_dump(_replaced(config, path, value))
+            check_objects([{**obj, "spec": {**obj["spec"], "serveConfigV2": text}}], CTX)  # errors recorded
+
+
+def test_a_serve_config_nested_past_any_parser_is_not_judged_not_a_crash():
+    obj = serve_llm()
+    obj["spec"]["serveConfigV2"] = "applications: " + "[" * 50000 + "]" * 50000
+    assert coverage(obj) == [Coverage(NOT_JUDGED_LEVEL, "unreadable-spec")]

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from placement.workload import TierPin, Workload, object_ref, str_map
+from placement.workload import TierPin, Workload, field_list, object_ref, str_map
 
 # How a CRD's engine field or entry module names the engine, and the command line gpuplace's engine
 # parsers read for it (the engine's own CLI: the CRD's operator runs the same engine with these flags).
@@ -44,6 +44,13 @@ def engine_container(
         "env": [{"name": k, "value": v} for k, v in (env or {}).items()],
         "resources": limits,
     }
+
+
+def words(value: Any, where: str) -> tuple[str, ...]:
+    """A command or args field: a list of strings (YAML numbers become their text), or WorkloadError."""
+    if not value:
+        return ()
+    return tuple(map(str, field_list(value, where)))
 
 
 def kwargs_flags(kwargs: Mapping[str, Any]) -> list[str]:

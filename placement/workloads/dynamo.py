@@ -19,7 +19,7 @@ from typing import Any
 from placement.catalog import GpuCatalog
 from placement.engines import Container
 from placement.workload import Workload, field_int, field_list, field_map, pod_workload, str_map
-from placement.workloads.base import ENGINE_COMMANDS, ENGINE_IMAGES, combine
+from placement.workloads.base import ENGINE_COMMANDS, ENGINE_IMAGES, combine, words
 
 # The Dynamo module that starts each engine's worker.
 DYNAMO_MODULES = {"dynamo.vllm": "vllm", "dynamo.sglang": "sglang", "dynamo.trtllm": "trtllm"}
@@ -75,17 +75,18 @@ def _v1beta1(
 
 def _as_engine(container: dict[str, Any]) -> dict[str, Any]:
     """`python3 -m dynamo.vllm --model M ...` (also inside `sh -c`) as the engine's own command line."""
-    words = Container(
-        name=str(container.get("name") or ""),
+    name = str(container.get("name") or "")
+    argv = Container(
+        name=name,
         image=str(container.get("image") or ""),
-        command=tuple(map(str, container.get("command") or ())),
-        args=tuple(map(str, container.get("args") or ())),
+        command=words(container.get("command"), f"{name}.command"),
+        args=words(container.get("args"), f"{name}.args"),
     ).argv
-    for i, word in enumerate(words):
+    for i, word in enumerate(argv):
         engine = DYNAMO_MODULES.get(word)
         if engine is None:
             continue
-        rest = words[i + 1 :]
+        rest = argv[i + 1 :]
         if engine == "trtllm":  # Dynamo names the model --model-path; trtllm-serve takes it first
             rest = ["--model" if w == "--model-path" else w for w in rest]
         command = [*ENGINE_COMMANDS[engine], *_until_shell_end(rest)]

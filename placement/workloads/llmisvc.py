@@ -20,7 +20,7 @@ from typing import Any
 from placement.catalog import GpuCatalog
 from placement.engines import Container, parse_container
 from placement.workload import Workload, field_int, field_list, field_map, pod_workload
-from placement.workloads.base import combine, engine_container, hf_model, not_judged, spec_gpus
+from placement.workloads.base import combine, engine_container, hf_model, not_judged, spec_gpus, words
 
 MAIN_CONTAINER = "main"  # the container KServe's configs fill in (image, command) and users amend
 
@@ -94,13 +94,15 @@ def _engine(raw: Any, model: str | None, tp: int, pp: int, dp: int, prefix: str)
     own = Container(
         name=MAIN_CONTAINER,
         image=str(raw.get("image") or ""),
-        command=tuple(map(str, raw.get("command") or ())),
-        args=tuple(map(str, raw.get("args") or ())),
+        command=words(raw.get("command"), "template.containers[main].command"),
+        args=words(raw.get("args"), "template.containers[main].args"),
     )
     if own.command and parse_container(own) is not None:
         return raw
     env = {
-        str(e.get("name")): str(e.get("value", "")) for e in raw.get("env") or [] if isinstance(e, Mapping)
+        str(e.get("name")): str(e.get("value", ""))
+        for e in field_list(raw.get("env") or [], "template.containers[main].env")
+        if isinstance(e, Mapping)
     }
     extra = shlex.split(env.get("VLLM_ADDITIONAL_ARGS", "")) if env.get("VLLM_ADDITIONAL_ARGS") else []
     flags = [f"--tensor-parallel-size={tp}", f"--pipeline-parallel-size={pp}"]
@@ -112,7 +114,7 @@ def _engine(raw: Any, model: str | None, tp: int, pp: int, dp: int, prefix: str)
         model,
         [*flags, *own.args, *extra],
         gpus=0,
-        resources=raw.get("resources") or {},
+        resources=field_map(raw.get("resources") or {}, "template.containers[main].resources"),
     )
     container["env"] = raw.get("env") or []
     if raw.get("image"):

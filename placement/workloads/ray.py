@@ -43,6 +43,8 @@ from placement.workloads.base import (
     spec_gpus,
 )
 
+# libyaml's safe loader when PyYAML has it: the pure-Python one takes over a millisecond per Serve config.
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 LLM_IMPORT_PATHS = ("ray.serve.llm:build_openai_app", "ray.serve.llm:build_llm_deployment")
 # The env vars KubeRay's vLLM sample app reads.
 MODEL_ENV = ("MODEL_ID", "MODEL_NAME", "MODEL")
@@ -83,8 +85,8 @@ def ray_service(obj: Mapping[str, Any], catalog: GpuCatalog) -> Workload | None:
     if not raw:
         return cluster_workload(obj, cluster, ("spec", "rayClusterConfig"), catalog, 1) or None
     try:
-        config = yaml.safe_load(str(raw))
-    except yaml.YAMLError as exc:
+        config = yaml.load(str(raw), Loader=_LOADER)
+    except (yaml.YAMLError, RecursionError) as exc:  # RecursionError: nested past the parser's depth
         return not_judged(obj, "unreadable-spec", f"spec.serveConfigV2 is not YAML ({_first_line(exc)})")
     if not isinstance(config, Mapping):
         return not_judged(obj, "unreadable-spec", "spec.serveConfigV2 has no applications")
@@ -136,9 +138,10 @@ def _app_parts(
             for j, c in enumerate(field_list(configs, f"{name}.args.llm_configs"))
             if isinstance(c, Mapping)  # a path to a config file is read by Serve, not here
         ]
-    env = field_map((app.get("runtime_env") or {}).get("env_vars") or {}, f"{name}.runtime_env.env_vars")
+    runtime = field_map(app.get("runtime_env") or {}, f"{name}.runtime_env")
+    env = field_map(runtime.get("env_vars") or {}, f"{name}.runtime_env.env_vars")
     model = next((str(env[k]) for k in MODEL_ENV if env.get(k)), None)
-    if model is None or "vllm" not in str(app).lower():
+    if model is None or not _runs_vllm(app):
         return []
     flags: dict[str, Any] = {}
     for keys, flag in ((TP_ENV, "tensor_parallel_size"), (PP_ENV, "pipeline_parallel_size")):
@@ -234,8 +237,10 @@ def _groups(
 
 def _max_cluster_gpus(cluster: Mapping[str, Any]) -> int:
     """The most GPUs the cluster can have: the head's plus each worker group at its maxReplicas."""
-    total = _pod_gpus((cluster.get("headGroupSpec") or {}).get("template"))
-    for group in cluster.get("workerGroupSpecs") or []:
+    head = cluster.get("headGroupSpec")
+    total = _pod_gpus(head.get("template")) if isinstance(head, Mapping) else 0
+    groups = cluster.get("workerGroupSpecs")
+    for group in groups if isinstance(groups, list) else []:
         if isinstance(group, Mapping):
             most = field_int(group, ("maxReplicas",), None) or field_int(group, ("replicas",), 1) or 0
             total += most * _pod_gpus(group.get("template"))
@@ -251,8 +256,25 @@ def _cluster_gpus(groups: list[Workload]) -> str:
     return f"its GPU pods ask for {per_pod} GPUs each"
 
 
+def _runs_vllm(app: Mapping[str, Any]) -> bool:
+    """Whether a custom Serve app names vLLM where KubeRay's sample does: its import path, pip packages,
+    working_dir or deployment names. Only these strings are looked at (a YAML alias bomb in the config
+    must not be expanded into one string)."""
+    env = app.get("runtime_env")
+    runtime: Mapping[str, Any] = env if isinstance(env, Mapping) else {}
+    pip = runtime.get("pip")
+    words = [app.get("import_path"), runtime.get("working_dir"), *(pip if isinstance(pip, list) else [pip])]
+    deployments = app.get("deployments")
+    words += (
+        [d.get("name") for d in deployments or [] if isinstance(d, Mapping)]
+        if isinstance(deployments, list)
+        else []
+    )
+    return any(isinstance(w, str) and "vllm" in w.lower() for w in words)
+
+
 def _deployment_replicas(deployments: Any) -> int:
-    for d in deployments or []:
+    for d in deployments if isinstance(deployments, list) else []:
         if isinstance(d, Mapping) and "num_replicas" in d and str(d["num_replicas"]).isdigit():
             return int(d["num_replicas"])
         auto = d.get("autoscaling_config") if isinstance(d, Mapping) else None
