@@ -583,3 +583,10 @@ def test_a_serve_config_nested_past_any_parser_is_not_judged_not_a_crash():
     obj = serve_llm()
     obj["spec"]["serveConfigV2"] = "applications: " + "[" * 50000 + "]" * 50000
     assert coverage(obj) == [Coverage(NOT_JUDGED_LEVEL, "unreadable-spec")]
+
+
+def test_the_crd_kinds_extract_dispatches_are_exactly_the_readers():
+    from placement.workload import CRD_KINDS
+    from placement.workloads import READERS
+
+    assert {kind for _, kind in READERS} == CRD_KINDS

@@ -290,8 +290,8 @@ def _oom_finding(
             f"{named(s, 'mem_fraction')} {setup.mem_fraction:.2f} leaves {gib(est.headroom_bytes)} GiB of "
             f"{gpu_label(gpu)} for CUDA context and graphs; they need {gib(est.outside_budget_bytes)} GiB."
         )
-    fix = suggest_fix(s, ctx, gpu, est)
-    detail = " ".join(part for part in (prefix, what, fix, suffix) if part)
+    remedy = suggest_fix(s, ctx, gpu, est)
+    detail = " ".join(part for part in (prefix, what, remedy, suffix) if part)
     return finding(s, Code.OOM_RISK, detail, severity, tier=gpu.id, **est.as_figures())
 
 
