@@ -11,6 +11,7 @@ from typing import Any
 
 from placement.findings import ObjectRef
 from placement.workload import WorkloadError, object_ref
+from placement.workloads.ray import serve_scaling
 
 HPA_DEFAULT_SCALE_DOWN_WINDOW_S = 300  # HPA behavior.scaleDown.stabilizationWindowSeconds default
 KEDA_DEFAULT_MIN_REPLICAS = 0
@@ -45,6 +46,7 @@ def is_autoscaler(obj: Mapping[str, Any]) -> bool:
         kind in {"HorizontalPodAutoscaler", "ScaledObject", "InferenceService"}
         or (kind == "Service" and api.startswith("serving.knative.dev"))
         or (kind == "Model" and api.startswith("kubeai.org/"))
+        or (kind == "RayService" and api.startswith("ray.io/"))
     )
 
 
@@ -60,7 +62,20 @@ def extract_autoscaler(obj: Mapping[str, Any]) -> Autoscaler | None:
         return _kserve(obj)
     if kind == "Model" and str(obj.get("apiVersion", "")).startswith("kubeai.org/"):
         return _kubeai(obj)
+    if kind == "RayService" and str(obj.get("apiVersion", "")).startswith("ray.io/"):
+        return _ray_serve(obj)
     return None
+
+
+def _ray_serve(obj: Mapping[str, Any]) -> Autoscaler | None:
+    """Ray Serve autoscales each model's replicas (autoscaling_config: min_replicas, downscale_delay_s);
+    the workload reader (placement.workloads.ray) reads the same config for the models themselves."""
+    scaling = serve_scaling(obj)
+    if scaling is None:
+        return None
+    low, low_source, delay, delay_source = scaling
+    ref = object_ref(obj)
+    return Autoscaler(ref, "ray", "RayService", ref.name, low, low_source, delay, delay_source)
 
 
 def _hpa(obj: Mapping[str, Any]) -> Autoscaler:

@@ -590,3 +590,23 @@ def test_the_crd_kinds_extract_dispatches_are_exactly_the_readers():
     from placement.workloads import READERS
 
     assert {kind for _, kind in READERS} == CRD_KINDS
+
+
+def _with_autoscaling(**auto: Any) -> dict[str, Any]:
+    obj = serve_llm()
+    config = yaml.safe_load(obj["spec"]["serveConfigV2"])
+    config["applications"][0]["args"]["llm_configs"][0]["deployment_config"]["autoscaling_config"] = auto
+    obj["spec"]["serveConfigV2"] = yaml.safe_dump(config)
+    return obj
+
+
+def test_ray_serve_scale_to_zero_warns_cold_start():
+    found = {f.code: f.message for f in findings(_with_autoscaling(min_replicas=0, max_replicas=2))}
+    assert "scales rayservice/llm to zero (autoscaling_config.min_replicas)" in found[Code.COLD_START]
+    assert Code.SCALE_THRASHING not in found  # Ray Serve's 600s downscale delay outlasts the cold start
+
+
+def test_ray_serve_downscale_delay_shorter_than_the_cold_start_thrashes():
+    found = {f.code: f.message for f in findings(_with_autoscaling(min_replicas=1, downscale_delay_s=5))}
+    assert "after 5s (downscale_delay_s)" in found[Code.SCALE_THRASHING] and Code.COLD_START not in found
+    assert Code.SCALE_THRASHING.value not in codes(_with_autoscaling(min_replicas=1))  # the 600s default

@@ -45,6 +45,9 @@ from placement.workloads.base import (
 
 # libyaml's safe loader when PyYAML has it: the pure-Python one takes over a millisecond per Serve config.
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+# Ray Serve autoscaling_config defaults (https://docs.ray.io/en/latest/serve/autoscaling-guide.html).
+SERVE_DEFAULT_MIN_REPLICAS = 1
+SERVE_DEFAULT_DOWNSCALE_DELAY_S = 600.0
 LLM_IMPORT_PATHS = ("ray.serve.llm:build_openai_app", "ray.serve.llm:build_llm_deployment")
 # The env vars KubeRay's vLLM sample app reads.
 MODEL_ENV = ("MODEL_ID", "MODEL_NAME", "MODEL")
@@ -119,6 +122,68 @@ def ray_service(obj: Mapping[str, Any], catalog: GpuCatalog) -> Workload | None:
         f"(import_path {_import_path(config)}): its model is not read; {_cluster_gpus(gpu_groups)}. "
         "Set annotation gpuplace.io/model on the GPU worker template",
     )
+
+
+def serve_scaling(obj: Mapping[str, Any]) -> tuple[int, str, float, str] | None:
+    """How a RayService's Serve autoscaling scales its models: (min replicas, where it comes from,
+    scale-down delay in seconds, where it comes from), the smallest over the autoscaled deployments;
+    None when none autoscales or the config is unreadable (the workload reader says why)."""
+    spec = obj.get("spec")
+    raw = spec.get("serveConfigV2") if isinstance(spec, Mapping) else None
+    try:
+        config = yaml.load(str(raw), Loader=_LOADER) if raw else None
+    except (yaml.YAMLError, RecursionError):
+        return None
+    apps = config.get("applications") if isinstance(config, Mapping) else None
+    found: list[tuple[int, str, float, str]] = []
+    for app in apps if isinstance(apps, list) else []:
+        for auto in _autoscaling_configs(app):
+            found.append(_scaling(auto))
+    if not found:
+        return None
+    low, delay = min(found, key=lambda f: f[0]), min(found, key=lambda f: f[2])
+    return low[0], low[1], delay[2], delay[3]
+
+
+def _autoscaling_configs(app: Any) -> list[Mapping[str, Any]]:
+    """The autoscaling_config of each model (Ray Serve LLM) or deployment (a custom app)."""
+    if not isinstance(app, Mapping):
+        return []
+    args = app.get("args") if isinstance(app.get("args"), Mapping) else {}
+    configs = args.get("llm_configs") if isinstance(args, Mapping) else None
+    holders = (
+        [c.get("deployment_config") for c in configs if isinstance(c, Mapping)]
+        if isinstance(configs, list)
+        else []
+    )
+    deployments = app.get("deployments")
+    holders += deployments if isinstance(deployments, list) else []
+    return [
+        h["autoscaling_config"]
+        for h in holders
+        if isinstance(h, Mapping) and isinstance(h.get("autoscaling_config"), Mapping)
+    ]
+
+
+def _scaling(auto: Mapping[str, Any]) -> tuple[int, str, float, str]:
+    if "min_replicas" in auto:
+        low, low_source = (
+            _to_int(auto["min_replicas"], "autoscaling_config.min_replicas"),
+            "autoscaling_config.min_replicas",
+        )
+    else:
+        low, low_source = SERVE_DEFAULT_MIN_REPLICAS, "Ray Serve default min_replicas 1"
+    if "downscale_delay_s" in auto:
+        try:
+            delay = float(auto["downscale_delay_s"])
+        except (TypeError, ValueError) as exc:
+            raise WorkloadError(
+                f"autoscaling_config.downscale_delay_s must be a number, got {auto['downscale_delay_s']!r}"
+            ) from exc
+        delay_source = "downscale_delay_s"
+    else:
+        delay, delay_source = SERVE_DEFAULT_DOWNSCALE_DELAY_S, "downscale_delay_s (Ray Serve default 600s)"
+    return low, low_source, delay, delay_source
 
 
 def _app_parts(
