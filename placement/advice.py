@@ -37,14 +37,31 @@ class Spelling:
     env: str = ""
     value: str = ""
     text: str = ""
+    # Another flag for the same setting that wins when the pod uses it (TGI: --max-batch-size caps the
+    # batch harder than --max-concurrent-requests): a fix changes the flag the pod actually set.
+    instead: Spelling | None = None
+
+
+def _spelling(engine: str, name: str, flags: Mapping[str, str] | None = None) -> Spelling:
+    spelling = spellings().get(engine, {}).get(name) or spellings()[GENERIC][name]
+    other = spelling.instead
+    if other is not None and flags and other.flag.lstrip("-") in flags:
+        return other
+    return spelling
 
 
 def setting(
-    engine: str, name: str, value: object = None, op: str = "", container: Container | None = None
+    engine: str,
+    name: str,
+    value: object = None,
+    op: str = "",
+    container: Container | None = None,
+    flags: Mapping[str, str] | None = None,
 ) -> str:
     """How `engine` spells setting `name` at `value`: `--flag value`, `ENV=value` when the container sets
-    that env var, or the engine's words for it. `op` goes before the value (`"<= "`)."""
-    spelling = spellings().get(engine, {}).get(name) or spellings()[GENERIC][name]
+    that env var, or the engine's words for it. `op` goes before the value (`"<= "`). `flags`: the flags
+    the engine parser read (normalised names), to pick the flag the pod itself uses."""
+    spelling = _spelling(engine, name, flags)
     shown = spelling.value or ("" if value is None else f"{value}")
     if spelling.text:
         return spelling.text.format(value=f"{op}{shown}")
@@ -53,9 +70,9 @@ def setting(
     return f"{spelling.flag} {op}{shown}".rstrip() if shown else spelling.flag
 
 
-def flag_name(engine: str, name: str) -> str:
+def flag_name(engine: str, name: str, flags: Mapping[str, str] | None = None) -> str:
     """The setting's name alone (`--max-num-seqs`), for a message that states the current value."""
-    spelling = spellings().get(engine, {}).get(name) or spellings()[GENERIC][name]
+    spelling = _spelling(engine, name, flags)
     return spelling.flag or spelling.env or name.replace("_", "-")
 
 
@@ -72,18 +89,29 @@ def spellings() -> Mapping[str, Mapping[str, Spelling]]:
         if not isinstance(table, Mapping) or not set(table) <= SETTINGS:
             raise AdviceDataError(f"{origin}: engines.{engine}: settings must be among {sorted(SETTINGS)}")
         out[str(engine)] = {
-            str(k): Spelling(**{f: str(v) for f, v in (e or {}).items()}) for k, e in table.items()
+            str(k): _read_spelling(e, f"{origin}: engines.{engine}.{k}") for k, e in table.items()
         }
     if set(out[GENERIC]) != SETTINGS:
         raise AdviceDataError(f"{origin}: engines.{GENERIC} must spell every setting")
     return out
 
 
+def _read_spelling(entry: object, where: str) -> Spelling:
+    fields = {"flag", "env", "value", "text", "instead"}
+    if not isinstance(entry, Mapping) or not set(entry) <= fields:
+        raise AdviceDataError(f"{where}: expected a mapping of {sorted(fields)}")
+    instead = entry.get("instead")
+    return Spelling(
+        **{f: str(v) for f, v in entry.items() if f != "instead"},
+        instead=_read_spelling(instead, f"{where}.instead") if instead is not None else None,
+    )
+
+
 def fix(s: Serving, name: str, value: object = None, op: str = "") -> str:
     """`setting` for the engine and container of a serving."""
-    return setting(s.engine.engine, name, value, op, s.container.container)
+    return setting(s.engine.engine, name, value, op, s.container.container, s.engine.flags)
 
 
 def named(s: Serving, name: str) -> str:
     """`flag_name` for the engine of a serving."""
-    return flag_name(s.engine.engine, name)
+    return flag_name(s.engine.engine, name, s.engine.flags)

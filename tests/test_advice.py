@@ -144,3 +144,10 @@ def test_every_advice_message_keeps_the_message_shape():
     for f in run(*objs):
         assert f.message.startswith(f"gpuplace[{f.code}]: ") and "\n" not in f.message
         assert len(f.message) <= MAX_MESSAGE_CHARS and not f.message.endswith("..."), f.message
+
+
+def test_a_tgi_fix_changes_the_batch_flag_the_pod_set():
+    container = Container(name="c", image="tgi", env={"MAX_BATCH_SIZE": "4"})
+    assert setting("tgi", "max_num_seqs", 64, "", container, {"max-batch-size": "4"}) == "MAX_BATCH_SIZE=64"
+    assert setting("tgi", "max_num_seqs", 64, "", None, {"max-batch-size": "4"}) == "--max-batch-size 64"
+    assert setting("tgi", "max_num_seqs", 64) == "--max-concurrent-requests 64"
