@@ -610,3 +610,12 @@ def test_ray_serve_downscale_delay_shorter_than_the_cold_start_thrashes():
     found = {f.code: f.message for f in findings(_with_autoscaling(min_replicas=1, downscale_delay_s=5))}
     assert "after 5s (downscale_delay_s)" in found[Code.SCALE_THRASHING] and Code.COLD_START not in found
     assert Code.SCALE_THRASHING.value not in codes(_with_autoscaling(min_replicas=1))  # the 600s default
+
+
+def test_dynamo_sidecars_beside_the_main_container_are_kept():
+    obj = read(DYNAMO_V1ALPHA1)
+    sidecar = {"name": "log-shipper", "image": "fluent/fluent-bit:3.0"}
+    obj["spec"]["services"]["VllmDecodeWorker"]["extraPodSpec"]["containers"] = [sidecar]
+    decode = workload(obj)
+    assert [c.name for c in decode.containers] == ["VllmDecodeWorker", "log-shipper"]
+    assert [s.container.name for s in servings(decode, CTX)] == ["VllmDecodeWorker", "VllmPrefillWorker"]

@@ -49,7 +49,8 @@ def _v1alpha1(obj: Mapping[str, Any], name: str, service: Mapping[str, Any], cat
     main["resources"] = {"limits": {"nvidia.com/gpu": limits.get("gpu", "0")}}
     if service.get("envs"):
         main["env"] = service["envs"]
-    template = {"metadata": {}, "spec": {**pod, "containers": [_as_engine(main)]}}
+    others = field_list(pod.get("containers") or [], f"spec.services.{name}.extraPodSpec.containers")
+    template = {"metadata": {}, "spec": {**pod, "containers": [_as_engine(main), *others]}}
     workload = pod_workload(obj, template, where, catalog, replicas=field_int(service, ("replicas",), 1))
     _multi_node(workload, service)
     return workload
