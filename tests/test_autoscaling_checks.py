@@ -231,6 +231,7 @@ def test_kserve_standard_mode_runs_an_hpa_that_never_scales_to_zero(ctx, mode):
     assert Code.SCALE_THRASHING.value not in found  # judged on the HPA's 300s window, not Knative's 10s
 
 
-def test_kserve_serverless_mode_still_scales_to_zero(ctx):
-    found = codes(ctx, _isvc(0, {"serving.kserve.io/deploymentMode": "Serverless"}))
+@pytest.mark.parametrize("mode", ["Serverless", "Knative"])  # Knative: KServe 0.15's name for Serverless
+def test_kserve_serverless_mode_still_scales_to_zero(ctx, mode):
+    found = codes(ctx, _isvc(0, {"serving.kserve.io/deploymentMode": mode}))
     assert Code.COLD_START.value in found
