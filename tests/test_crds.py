@@ -619,3 +619,12 @@ def test_dynamo_sidecars_beside_the_main_container_are_kept():
     decode = workload(obj)
     assert [c.name for c in decode.containers] == ["VllmDecodeWorker", "log-shipper"]
     assert [s.container.name for s in servings(decode, CTX)] == ["VllmDecodeWorker", "VllmPrefillWorker"]
+
+
+def test_a_custom_ray_serve_app_with_gpuplace_model_annotation_is_judged_as_annotated_pods():
+    custom = KUBERAY_VLLM_SAMPLE.replace('pip: ["vllm==0.5.4"]', "pip: []").replace("VLLMDeployment", "App")
+    obj = read(custom.replace("ray-operator.config.samples.vllm.serve:model", "app.main:build"))
+    obj["metadata"]["annotations"] = {"gpuplace.io/model": "meta-llama/Llama-3.1-70B-Instruct"}
+    [s] = servings(workload(obj), CTX)
+    assert s.model_name == "meta-llama/Llama-3.1-70B-Instruct" and s.resolved is not None
+    assert coverage(obj) == [Coverage("full")]

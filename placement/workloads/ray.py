@@ -108,19 +108,24 @@ def ray_service(obj: Mapping[str, Any], catalog: GpuCatalog) -> Workload | None:
             skipped.append(str(app.get("name") or f"#{i}"))
     if parts:
         return combine(parts)
+    # The way in for an app gpuplace cannot read: gpuplace.io/model (or params) on the RayService or a GPU
+    # group's template; the GPU groups are then judged as annotated pods.
+    annotated = [g for g in gpu_groups if g.annotation("model") or g.annotation("params")]
+    if annotated:
+        return combine(annotated)
     if any(str(a.get("import_path") or "") in LLM_IMPORT_PATHS for a in config.get("applications") or []):
         return not_judged(
             obj,
             "config-file",
             "its Ray Serve LLM llm_configs name files (read by Serve at start, not by gpuplace); "
-            "write the configs inline in serveConfigV2 or set annotation gpuplace.io/model",
+            "write the configs inline in serveConfigV2 or set annotation gpuplace.io/model on the RayService",
         )
     return not_judged(
         obj,
         "custom-serve-app",
         f"Ray Serve application {', '.join(skipped) or '(none)'} runs custom code "
         f"(import_path {_import_path(config)}): its model is not read; {_cluster_gpus(gpu_groups)}. "
-        "Set annotation gpuplace.io/model on the GPU worker template",
+        "Set annotation gpuplace.io/model on the RayService",
     )
 
 
