@@ -1,6 +1,6 @@
 """Autoscalers as gpuplace reads them: HPA autoscaling/v2, KEDA ScaledObject, Knative Service, KServe
-InferenceService. Each system's own defaults are applied here, so a field left out means what it means in
-that system (KEDA's minReplicaCount defaults to 0: scale to zero unless said otherwise)."""
+InferenceService, KubeAI Model. Each system's own defaults are applied here, so a field left out means what
+it means in that system (KEDA's minReplicaCount defaults to 0: scale to zero unless said otherwise)."""
 
 from __future__ import annotations
 
@@ -17,6 +17,14 @@ KEDA_DEFAULT_MIN_REPLICAS = 0
 KEDA_DEFAULT_COOLDOWN_S = 300
 KNATIVE_DEFAULT_WINDOW_S = 60  # autoscaling.knative.dev/window (stable window)
 KNATIVE_PREFIX = "autoscaling.knative.dev/"
+# KubeAI Model defaults (https://www.kubeai.org/reference/kubernetes-api/): minReplicas may be 0 and is
+# when left out; scaleDownDelaySeconds 30.
+KUBEAI_DEFAULT_MIN_REPLICAS = 0
+KUBEAI_DEFAULT_SCALE_DOWN_DELAY_S = 30
+KSERVE_MODE_ANNOTATION = "serving.kserve.io/deploymentMode"
+# Modes in which KServe runs a plain Deployment and HPA: `Standard` is KServe 0.15's new name for
+# `RawDeployment` (https://kserve.github.io/website/docs/admin-guide/kubernetes-deployment).
+KSERVE_HPA_MODES = ("Standard", "RawDeployment")
 
 
 @dataclass(frozen=True)
@@ -33,8 +41,10 @@ class Autoscaler:
 
 def is_autoscaler(obj: Mapping[str, Any]) -> bool:
     kind, api = obj.get("kind"), str(obj.get("apiVersion", ""))
-    return kind in {"HorizontalPodAutoscaler", "ScaledObject", "InferenceService"} or (
-        kind == "Service" and api.startswith("serving.knative.dev")
+    return (
+        kind in {"HorizontalPodAutoscaler", "ScaledObject", "InferenceService"}
+        or (kind == "Service" and api.startswith("serving.knative.dev"))
+        or (kind == "Model" and api.startswith("kubeai.org/"))
     )
 
 
@@ -48,6 +58,8 @@ def extract_autoscaler(obj: Mapping[str, Any]) -> Autoscaler | None:
         return _knative(obj)
     if kind == "InferenceService":
         return _kserve(obj)
+    if kind == "Model" and str(obj.get("apiVersion", "")).startswith("kubeai.org/"):
+        return _kubeai(obj)
     return None
 
 
@@ -102,7 +114,12 @@ def _kserve(obj: Mapping[str, Any]) -> Autoscaler:
     annotations = dict((obj.get("metadata") or {}).get("annotations") or {})
     min_replicas = _int(predictor.get("minReplicas", 1), "spec.predictor.minReplicas")
     source = "spec.predictor.minReplicas" if "minReplicas" in predictor else "KServe default minReplicas 1"
-    if annotations.get("serving.kserve.io/deploymentMode") == "RawDeployment":
+    mode = annotations.get(KSERVE_MODE_ANNOTATION)
+    if mode in KSERVE_HPA_MODES:
+        # Standard (RawDeployment before KServe 0.15) scales a Deployment with an HPA, whose minReplicas
+        # is at least 1: no scale to zero, no Knative windows, whatever the annotations say.
+        if min_replicas < 1:
+            min_replicas, source = 1, f"HPA minimum 1 ({mode} mode cannot scale to zero)"
         return Autoscaler(
             object_ref(obj),
             "kserve",
@@ -111,11 +128,34 @@ def _kserve(obj: Mapping[str, Any]) -> Autoscaler:
             min_replicas,
             source,
             HPA_DEFAULT_SCALE_DOWN_WINDOW_S,
-            "HPA default scale-down window (300s)",
+            f"HPA default scale-down window (300s, {mode} mode)",
         )
     return _knative_like(
         obj, annotations, "kserve", "InferenceService", default_min=min_replicas, default_source=source
     )
+
+
+def _kubeai(obj: Mapping[str, Any]) -> Autoscaler:
+    """A KubeAI Model scales its own pods: minReplicas (0 when left out: scale from zero is KubeAI's
+    default), scaleDownDelaySeconds (default 30s); autoscalingDisabled leaves spec.replicas as set."""
+    spec = _spec(obj)
+    ref = object_ref(obj)
+    if spec.get("autoscalingDisabled") is True:
+        replicas = _int(spec.get("replicas", 1), "spec.replicas")
+        return Autoscaler(
+            ref, "kubeai", "Model", ref.name, replicas, "spec.replicas", None, "autoscalingDisabled"
+        )
+    if "minReplicas" in spec:
+        min_replicas, min_source = _int(spec["minReplicas"], "spec.minReplicas"), "minReplicas"
+    else:
+        min_replicas, min_source = KUBEAI_DEFAULT_MIN_REPLICAS, "KubeAI default minReplicas 0"
+    if "scaleDownDelaySeconds" in spec:
+        window = _int(spec["scaleDownDelaySeconds"], "spec.scaleDownDelaySeconds")
+        window_source = "scaleDownDelaySeconds"
+    else:
+        window = KUBEAI_DEFAULT_SCALE_DOWN_DELAY_S
+        window_source = "scaleDownDelaySeconds (KubeAI default 30s)"
+    return Autoscaler(ref, "kubeai", "Model", ref.name, min_replicas, min_source, window, window_source)
 
 
 def _knative_like(

@@ -74,6 +74,9 @@ KIND_ABBREVIATIONS: Mapping[str, str] = {
     "HorizontalPodAutoscaler": "hpa",
     "ScaledObject": "scaledobject",
     "Service": "ksvc",
+    # CRDs that serve models, by the short names their projects use (the others read well lower-cased).
+    "LLMInferenceService": "llmisvc",
+    "DynamoGraphDeployment": "dgd",
 }
 
 

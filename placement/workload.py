@@ -1,8 +1,9 @@
 """What a Kubernetes object asks of GPUs: its pod template(s), GPU containers, GPU count, allowed tiers.
 
 Reads plain dicts (the JSON of the object as the API server or a YAML file has it) for Deployment,
-StatefulSet, Job, CronJob, Pod, LeaderWorkerSet, KServe InferenceService and Knative Service. Nothing
-here judges; `placement.checks` does.
+StatefulSet, Job, CronJob, Pod, LeaderWorkerSet, KServe InferenceService and Knative Service; the CRDs
+that serve models (Ray, KubeAI, KServe LLMInferenceService, AIBrix, Dynamo) have their readers in
+`placement.workloads`. Nothing here judges; `placement.checks` does.
 """
 
 from __future__ import annotations
@@ -88,6 +89,18 @@ class Workload:
     # DRA firstAvailable: (choice label, the workload as that choice leaves it), in the user's order. The
     # workload itself is the first choice (the allocator's preference). Empty: one way to get GPUs.
     variants: tuple[tuple[str, Workload], ...] = ()
+    # Other serving components of the same object, judged on their own (a Dynamo graph's prefill and
+    # decode workers, each model of a Ray Serve application): their own containers, replicas and tier.
+    parts: tuple[Workload, ...] = ()
+    # Why the object's model or GPUs could not be read at all (a CRD form gpuplace does not read): a short
+    # fixed code (the coverage metric's reason label) and the sentence the unknown-model finding says.
+    not_judged_reason: str = ""
+    not_judged_detail: str = ""
+
+    @property
+    def components(self) -> tuple[Workload, ...]:
+        """This workload and its parts: every serving component the checks judge."""
+        return (self, *self.parts)
 
     @property
     def stamp_paths(self) -> tuple[tuple[str, ...], ...]:
@@ -120,6 +133,11 @@ def extract(
     kind = obj.get("kind")
     if kind == "InferenceService":
         return _inference_service(obj, catalog)
+    if isinstance(kind, str) and kind in CRD_KINDS:
+        # Imported here: the CRD readers build on this module's readers (a top-level import would cycle).
+        from placement.workloads import read_crd
+
+        return read_crd(obj, catalog)
     if kind == "Service" and str(obj.get("apiVersion", "")).startswith("serving.knative.dev"):
         return _from_template(obj, ("spec", "template"), catalog, replicas=None, claims=claims)
     if not isinstance(kind, str) or kind not in TEMPLATE_PATHS:
@@ -135,6 +153,13 @@ def extract(
         _span_nodes(workload)
     return workload
 
+
+# CRD kinds that serve models, read by `placement.workloads` (kind names are checked with their API group
+# there: a `Model` of another group is not KubeAI's).
+CRD_KINDS = frozenset(
+    {"RayService", "RayCluster", "Model", "LLMInferenceService", "RayClusterFleet", "ModelAdapter",
+     "DynamoGraphDeployment"}
+)  # fmt: skip
 
 # Kinds whose pods may together run one engine instance across nodes (SGLang --nnodes, vLLM over Ray).
 MULTI_NODE_KINDS = {"StatefulSet", "Deployment", "Pod"}
@@ -220,8 +245,10 @@ def _from_template(
     catalog: GpuCatalog,
     replicas: int | None,
     claims: dra.ClaimLookup | None = None,
+    template: Mapping[str, Any] | None = None,
 ) -> Workload:
-    template = obj if path is None else _dig(obj, path, "a pod template")
+    if template is None:
+        template = obj if path is None else _dig(obj, path, "a pod template")
     spec = template.get("spec")
     if type(spec) is not dict:
         spec = _mapping(spec, _where(path, "spec"))
@@ -537,3 +564,44 @@ def _cpu_millis(value: str) -> int | None:
         return int(text[:-1]) if text.endswith("m") else int(float(text) * 1000)
     except ValueError:
         return None
+
+
+# --- what the CRD readers (placement.workloads) build on ------------------------------------------------
+
+
+def pod_workload(
+    obj: Mapping[str, Any],
+    template: Mapping[str, Any],
+    where: tuple[str, ...],
+    catalog: GpuCatalog,
+    replicas: int | None,
+) -> Workload:
+    """The workload of a pod template (`metadata` + `spec`) a CRD nests at `where`, or one a reader put
+    together from the CRD's own fields. Not stamped by /mutate: the operator's pods are, through the pods
+    webhook."""
+    workload = _from_template(obj, where, catalog, replicas=replicas, template=template)
+    workload.template_path = None
+    return workload
+
+
+def field_int(obj: Mapping[str, Any], path: tuple[str, ...], default: int | None) -> int | None:
+    """An int32 field (replicas, sizes), or `default` when absent; WorkloadError naming it otherwise."""
+    return _int_at(obj, path, default)
+
+
+def field_map(value: Any, where: str) -> Mapping[str, Any]:
+    """A mapping field, or WorkloadError naming it."""
+    return _mapping(value, where)
+
+
+def field_list(value: Any, where: str) -> list[Any]:
+    return _list(value, where)
+
+
+def str_map(value: Any) -> dict[str, str]:
+    return _str_map(value)
+
+
+def span_nodes(workload: Workload) -> None:
+    """One engine instance over several pods (SGLang --nnodes, vLLM over Ray): see `_span_nodes`."""
+    _span_nodes(workload)

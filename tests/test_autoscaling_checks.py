@@ -199,3 +199,38 @@ def test_a_zero_window_on_a_target_with_an_unsized_model_thrashes_against_the_st
     custom = vllm("example.com/in-house-model", gpus=1, product=H100, name="llama-70b")
     msg = codes(ctx, custom, _window(0))[Code.SCALE_THRASHING.value]
     assert "60s engine start-up alone" in msg and "target not read" not in msg
+
+
+def _isvc(min_replicas: int, annotations: dict[str, str]) -> dict[str, Any]:
+    return {
+        "apiVersion": "serving.kserve.io/v1beta1",
+        "kind": "InferenceService",
+        "metadata": {"name": "llama", "namespace": "ns", "annotations": annotations},
+        "spec": {
+            "predictor": {
+                "minReplicas": min_replicas,
+                "nodeSelector": {"nvidia.com/gpu.product": L4},
+                "model": {
+                    "modelFormat": {"name": "huggingface"},
+                    "storageUri": "hf://meta-llama/Llama-3.1-8B-Instruct",
+                    "args": ["--max-model-len=4096", "--max-num-seqs=16"],
+                    "resources": {"limits": {"nvidia.com/gpu": "1"}},
+                },
+            }
+        },
+    }
+
+
+@pytest.mark.parametrize("mode", ["Standard", "RawDeployment"])
+def test_kserve_standard_mode_runs_an_hpa_that_never_scales_to_zero(ctx, mode):
+    # KServe 0.15 renamed RawDeployment to Standard: a Deployment and an HPA (minReplicas >= 1), so
+    # minReplicas 0 and Knative's window annotations make no cold-start or 60s-window claim.
+    annotations = {"serving.kserve.io/deploymentMode": mode, "autoscaling.knative.dev/window": "10s"}
+    found = codes(ctx, _isvc(0, annotations))
+    assert Code.COLD_START.value not in found
+    assert Code.SCALE_THRASHING.value not in found  # judged on the HPA's 300s window, not Knative's 10s
+
+
+def test_kserve_serverless_mode_still_scales_to_zero(ctx):
+    found = codes(ctx, _isvc(0, {"serving.kserve.io/deploymentMode": "Serverless"}))
+    assert Code.COLD_START.value in found

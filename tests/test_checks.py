@@ -290,7 +290,7 @@ def test_overprovisioned_when_half_the_tp_holds_it(ctx):
         ),
         Code.OVERPROVISIONED,
     )
-    assert "tp=1 holds it" in f.message
+    assert "1 GPU holds it" in f.message and "--tensor-parallel-size 1" in f.message
 
 
 def test_small_model_on_a100_is_sent_to_a_cheaper_tier(ctx):

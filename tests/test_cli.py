@@ -44,7 +44,7 @@ def test_clean_examples_have_no_findings(capsys):
 
 def test_json_output_carries_the_figures(capsys):
     assert main(["check", str(EXAMPLES / "vllm-llama70b-on-l40s-oom.yaml"), "-o", "json"]) == 1
-    [finding] = json.loads(capsys.readouterr().out)
+    [finding] = json.loads(capsys.readouterr().out)["findings"]
     assert finding["code"] == "oom-risk" and finding["severity"] == "error"
     assert (
         finding["kind"] == "Deployment" and finding["name"] == "llama-70b" and finding["container"] == "vllm"
@@ -119,7 +119,7 @@ def test_price_override_changes_the_money_in_messages(tmp_path, capsys):
     cfg = tmp_path / "gpuplace.yaml"
     cfg.write_text("catalog:\n  prices:\n    H100-SXM-80GB: 10.0\n")
     main(["check", str(EXAMPLES / "vllm-llama8b-on-h100-misplaced.yaml"), "-c", str(cfg), "-o", "json"])
-    [finding] = json.loads(capsys.readouterr().out)
+    [finding] = json.loads(capsys.readouterr().out)["findings"]
     assert finding["monthly_cost"] == round(10.0 * 2 * 730)
 
 

@@ -34,6 +34,12 @@ class Metrics:
         self.decisions = Counter(
             "gpuplace_decisions_total", "Validation decisions", ["decision", "mode"], registry=r
         )
+        self.judged = Counter(
+            "gpuplace_workloads_judged_total",
+            "GPU workloads validated, by how much was judged (full, no-model, not-judged) and why not",
+            ["coverage", "reason"],
+            registry=r,
+        )
         self.skipped = Counter(
             "gpuplace_webhook_checks_skipped_total",
             "Requests answered allowed because the check failed or ran out of time",

@@ -19,7 +19,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from placement.dra import CLAIM_KINDS
-from placement.workload import WORKLOAD_KINDS
+from placement.workload import CRD_KINDS, WORKLOAD_KINDS
 from webhook.admission import Request, ReviewError, allow, deny, parse_review
 from webhook.budget import Budget
 from webhook.metrics import Metrics
@@ -150,7 +150,9 @@ def after_answer(callback: Callable[..., object], *args: Any) -> None:
 
 # The kinds the webhook configurations send; any other kind (a hand-made review) is counted as "other", so
 # the metric's series stay bounded whatever a client posts.
-COUNTED_KINDS = frozenset({*WORKLOAD_KINDS, *CLAIM_KINDS, "HorizontalPodAutoscaler", "ScaledObject"})
+COUNTED_KINDS = frozenset(
+    {*WORKLOAD_KINDS, *CRD_KINDS, *CLAIM_KINDS, "HorizontalPodAutoscaler", "ScaledObject"}
+)
 
 
 def _count_request(metrics: Metrics, endpoint: str, kind: str, outcome: str, elapsed: float) -> None:
@@ -178,6 +180,8 @@ def _account_validate(metrics: Metrics, req: Request, outcome: Outcome) -> None:
     for f in outcome.findings:
         metrics.child(metrics.findings, f.code, f.effective_severity, outcome.mode).inc()
     metrics.child(metrics.decisions, d.verdict, outcome.mode).inc()
+    if outcome.coverage is not None:
+        metrics.child(metrics.judged, outcome.coverage.level, outcome.coverage.reason).inc()
     if not log.isEnabledFor(logging.INFO):
         return
     codes = ",".join(sorted({f.code for f in outcome.findings})) or "-"

@@ -14,6 +14,7 @@ import orjson
 from common.config import WebhookConfig
 from placement.autoscaling import Autoscaler, extract_autoscaler, is_autoscaler
 from placement.checks import CheckContext, check_autoscaler, check_workload, claim_object_findings, servings
+from placement.coverage import NOT_JUDGED_LEVEL, UNREADABLE, Coverage, coverage
 from placement.dra import (
     POD_CLAIM_ANNOTATION,
     ClaimLookup,
@@ -27,7 +28,7 @@ from placement.findings import Finding
 from placement.native_affinity import NODE_AFFINITY
 from placement.requirements import GPU_MEMORY_MIN, STAMPED, gpu_spec_hash, requirements
 from placement.serving import Serving
-from placement.workload import TEMPLATE_PATHS, WORKLOAD_KINDS, Workload, WorkloadError, extract
+from placement.workload import CRD_KINDS, TEMPLATE_PATHS, WORKLOAD_KINDS, Workload, WorkloadError, extract
 from webhook.admission import Request
 from webhook.cluster import ClusterReader
 from webhook.decision import Decision, decide
@@ -43,6 +44,8 @@ class Outcome:
     findings: list[Finding]
     mode: str
     note: str = ""  # why nothing was judged (exempt, unchanged, not ours)
+    # How much of a GPU workload was judged (None: not a GPU workload, or not reviewed at all).
+    coverage: Coverage | None = None
 
 
 class Reviewer:
@@ -53,7 +56,7 @@ class Reviewer:
         # Findings of a workload are a function of the object alone (and the config, fixed at start), so
         # the same object seen again (`kubectl apply --dry-run=server` then the apply, GitOps drift checks
         # by server-side dry run, re-applies of unchanged manifests) is answered without re-running checks.
-        self._cache: OrderedDict[bytes, tuple[Finding, ...]] = OrderedDict()
+        self._cache: OrderedDict[bytes, tuple[tuple[Finding, ...], Coverage | None]] = OrderedDict()
 
     async def mode_for(self, namespace: str | None) -> tuple[str, str]:
         """(mode, note): exempt namespaces, then the namespace's gpuplace.io/mode label, else the default."""
@@ -85,12 +88,18 @@ class Reviewer:
             return Outcome(Decision(True), [], mode, note or "nothing to judge")
         if req.operation == "UPDATE" and _unchanged(req, self.ctx):
             return Outcome(Decision(True), [], mode, "GPU spec unchanged")
-        findings = await self.findings(req.obj, req.object_namespace)
-        return Outcome(decide(findings, mode), findings, mode)
+        findings, judged = await self.assess(req.obj, req.object_namespace)
+        return Outcome(decide(findings, mode), findings, mode, coverage=judged)
 
     async def findings(self, obj: Mapping[str, Any], namespace: str | None) -> list[Finding]:
+        return (await self.assess(obj, namespace))[0]
+
+    async def assess(
+        self, obj: Mapping[str, Any], namespace: str | None
+    ) -> tuple[list[Finding], Coverage | None]:
+        """The findings of an object and how much of it was judged (placement.coverage)."""
         if is_claim_object(obj):
-            return claim_object_findings(obj, self.ctx)
+            return claim_object_findings(obj, self.ctx), None
         claims, claim_key = await self._claims(obj, namespace)
         # Autoscaler findings depend on the target's current state: not cached.
         content = None if is_autoscaler(obj) else content_key(obj, namespace)
@@ -100,10 +109,10 @@ class Reviewer:
         hit = self._cache.get(key)
         if hit is not None:
             self._cache.move_to_end(key)
-            return list(hit)
-        found = await self._findings(obj, namespace, claims)
-        self._remember(key, found)
-        return found
+            return list(hit[0]), hit[1]
+        found, judged = await self._findings(obj, namespace, claims)
+        self._remember(key, found, judged)
+        return found, judged
 
     async def _claims(
         self, obj: Mapping[str, Any], namespace: str | None
@@ -132,26 +141,32 @@ class Reviewer:
 
         return lookup, key
 
-    def _remember(self, key: bytes, found: list[Finding]) -> None:
+    def _remember(self, key: bytes, found: list[Finding], judged: Coverage | None) -> None:
         if self.cfg.findings_cache_size <= 0 or len(key) > MAX_KEY_BYTES:
             return
-        self._cache[key] = tuple(found)
+        self._cache[key] = (tuple(found), judged)
         while len(self._cache) > self.cfg.findings_cache_size:
             self._cache.popitem(last=False)
 
     async def _findings(
         self, obj: Mapping[str, Any], namespace: str | None, claims: ClaimLookup | None = None
-    ) -> list[Finding]:
+    ) -> tuple[list[Finding], Coverage | None]:
         out: list[Finding] = []
-        workload = _workload(obj, self.ctx, claims)
+        judged: Coverage | None = None
+        try:
+            workload = extract(obj, self.ctx.gpus, claims)
+        except WorkloadError as exc:
+            _cannot_read(obj, exc)
+            workload, judged = None, Coverage(NOT_JUDGED_LEVEL, UNREADABLE)
         if workload is not None:
             out.extend(check_workload(workload, self.ctx))
+            judged = coverage(workload, out)
         if is_autoscaler(obj):
             autoscaler = _autoscaler(obj)
             if autoscaler is not None:
                 targets, note = await self._targets(autoscaler, workload, namespace)
                 out.extend(check_autoscaler(autoscaler, lambda _a: (targets, note), self.ctx))
-        return out
+        return out, judged
 
     async def _targets(
         self, a: Autoscaler, own: Workload | None, namespace: str | None
@@ -242,9 +257,13 @@ def _workload(
     try:
         return extract(obj, ctx.gpus, claims)
     except WorkloadError as exc:
-        # The apiserver has validated built-in kinds; this is a CRD with a shape gpuplace cannot read.
-        log.warning("%s/%s: cannot read: %s", obj.get("kind"), (obj.get("metadata") or {}).get("name"), exc)
+        _cannot_read(obj, exc)
         return None
+
+
+def _cannot_read(obj: Mapping[str, Any], exc: WorkloadError) -> None:
+    # The apiserver has validated built-in kinds; this is a CRD with a shape gpuplace cannot read.
+    log.warning("%s/%s: cannot read: %s", obj.get("kind"), (obj.get("metadata") or {}).get("name"), exc)
 
 
 def _autoscaler(obj: Mapping[str, Any]) -> Autoscaler | None:
@@ -293,6 +312,8 @@ def _unchanged(req: Request, ctx: CheckContext) -> bool:
         return True  # the common UPDATE (controllers, labels): nothing the checks read changed
     if is_autoscaler(req.obj) and req.obj.get("spec") != req.old_obj.get("spec"):
         return False
+    if req.obj.get("kind") in CRD_KINDS:
+        return False  # a CRD's GPUs and tier sit outside the containers the hash covers (a Serve config)
     new, old = _workload(req.obj, ctx), _workload(req.old_obj, ctx)
     if new is None or old is None:
         return new is None and old is None and req.obj.get("spec") == req.old_obj.get("spec")

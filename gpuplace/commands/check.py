@@ -11,11 +11,15 @@ from common.config import ConfigError, load_config
 from gpuplace.cli import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, UsageError
 from gpuplace.manifests import ManifestError, load_paths
 from placement.checks import check_objects
+from placement.coverage import counts as coverage_counts
+from placement.coverage import summary as coverage_summary
 from placement.findings import Severity, worst
 
 HELP = """Run gpuplace's deploy-time checks on Kubernetes manifests (what the admission webhook would say).
 
 exit codes: 0 no error findings, 1 at least one error finding (the webhook would deny), 2 unusable input.
+The last line says how many GPU workloads were judged fully, without a model, and not at all (why);
+-o json prints {"findings": [...], "coverage": {...}} with the same counts.
 examples:
   gpuplace check examples/
   kustomize build overlays/prod | gpuplace check - -o json
@@ -55,10 +59,10 @@ def run(args: argparse.Namespace) -> int:
             f"gpuplace check: {docs[i].where}: cannot read {docs[i].obj.get('kind')}: {error}",
             file=sys.stderr,
         )
+    judged = coverage_counts(c for _, c in result.coverage)
     if args.output == "json":
-        json.dump(
-            [{"source": d.source, "document": d.index, **f.as_dict()} for d, f in shown], sys.stdout, indent=2
-        )
+        findings = [{"source": d.source, "document": d.index, **f.as_dict()} for d, f in shown]
+        json.dump({"findings": findings, "coverage": judged}, sys.stdout, indent=2)
         print()
     else:
         for doc, f in shown:
@@ -69,6 +73,7 @@ def run(args: argparse.Namespace) -> int:
             f"{counts['info']} info",
             file=sys.stderr,
         )
+        print(coverage_summary(judged), file=sys.stderr)
     if result.errors:
         return EXIT_USAGE
     return EXIT_FINDINGS if worst([f for _, f in result.findings]) == Severity.ERROR else EXIT_OK

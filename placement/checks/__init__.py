@@ -14,6 +14,7 @@ from placement.checks.fit import config_invalid, fit_findings, kv_starved, tier_
 from placement.checks.settings import CheckContext, CheckSettings
 from placement.checks.throughput import batch_size, low_throughput
 from placement.checks.tier import idle_gpus, tier_findings
+from placement.coverage import NOT_JUDGED, NOT_JUDGED_LEVEL, UNREADABLE, Coverage, coverage
 from placement.dra import ClaimIndex, is_claim_object
 from placement.findings import Code, Finding, Severity, apply_severity_overrides
 from placement.serving import Serving, resolve
@@ -32,16 +33,28 @@ __all__ = [
 
 
 def servings(workload: Workload, ctx: CheckContext) -> list[Serving]:
-    return [resolve(workload, c, ctx.models) for c in workload.gpu_containers]
+    """Every GPU container of the workload and of its parts (a CRD's other serving components)."""
+    if not workload.parts:
+        return [resolve(workload, c, ctx.models) for c in workload.gpu_containers]
+    return [resolve(part, c, ctx.models) for part in workload.components for c in part.gpu_containers]
 
 
 def check_workload(workload: Workload, ctx: CheckContext) -> list[Finding]:
     if workload.variants:
         return apply_severity_overrides(check_variants(workload, ctx), ctx.settings.severity_overrides)
-    out: list[Finding] = []
+    out: list[Finding] = [_not_judged(workload)] if workload.not_judged_reason else []
     for s in servings(workload, ctx):
         out.extend(check_serving(s, ctx))
     return apply_severity_overrides(out, ctx.settings.severity_overrides)
+
+
+def _not_judged(workload: Workload) -> Finding:
+    return Finding(
+        Code.UNKNOWN_MODEL,
+        workload.ref,
+        detail=f"not judged: {workload.not_judged_detail}.",
+        figures={NOT_JUDGED: workload.not_judged_reason},
+    )
 
 
 def check_variants(workload: Workload, ctx: CheckContext) -> list[Finding]:
@@ -116,7 +129,7 @@ def _unknown_tier(s: Serving) -> Finding:
             s.workload.ref,
             container=s.container.name,
             detail=f"cannot size GPU memory: {pin.reason}.",
-            figures={"tier_unknown": pin.reason},
+            figures={"tier_unknown": pin.reason, NOT_JUDGED: "unknown-tier"},
         )
     return Finding(
         Code.UNKNOWN_MODEL,
@@ -124,7 +137,7 @@ def _unknown_tier(s: Serving) -> Finding:
         container=s.container.name,
         detail=f"cannot size GPU memory: {pin.source} value {values} is not in the GPU catalog; add it under "
         f"catalog.gpus in the gpuplace config.",
-        figures={"unknown_tiers": list(pin.unknown_values)},
+        figures={"unknown_tiers": list(pin.unknown_values), NOT_JUDGED: "unknown-tier"},
     )
 
 
@@ -158,6 +171,8 @@ class CheckResult:
 
     findings: list[tuple[int, Finding]] = field(default_factory=list)
     errors: list[tuple[int, str]] = field(default_factory=list)
+    # How much of each GPU workload was judged (placement.coverage), by object index.
+    coverage: list[tuple[int, Coverage]] = field(default_factory=list)
 
 
 def check_objects(objects: Sequence[Mapping[str, Any]], ctx: CheckContext) -> CheckResult:
@@ -174,9 +189,14 @@ def check_objects(objects: Sequence[Mapping[str, Any]], ctx: CheckContext) -> Ch
             if workload is None:
                 continue
             workloads[(workload.ref.namespace, workload.ref.kind, workload.ref.name)] = workload
-            result.findings.extend((index, f) for f in check_workload(workload, ctx))
+            found = check_workload(workload, ctx)
+            result.findings.extend((index, f) for f in found)
+            judged = coverage(workload, found)
+            if judged is not None:
+                result.coverage.append((index, judged))
         except WorkloadError as exc:
             result.errors.append((index, str(exc)))
+            result.coverage.append((index, Coverage(NOT_JUDGED_LEVEL, UNREADABLE)))
 
     def lookup(a: Autoscaler) -> tuple[list[Serving] | None, str]:
         workload = workloads.get((a.ref.namespace, a.target_kind, a.target_name))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from placement.advice import fix, named
 from placement.catalog import GpuSpec, MigProfile
 from placement.checks.settings import CheckContext
 from placement.engines.defaults import Precision
@@ -59,7 +60,7 @@ def config_invalid(s: Serving) -> list[Finding]:
                 s,
                 Code.CONFIG_INVALID,
                 f"tp={eng.tp} x pp={eng.pp} needs {need} GPUs but the pod gets "
-                f"{s.gpus_per_replica}. Set nvidia.com/gpu: {need} or lower tp.",
+                f"{s.gpus_per_replica}. Set nvidia.com/gpu: {need} or lower {named(s, 'tp')}.",
                 tp=eng.tp,
                 pp=eng.pp,
                 gpus=s.gpus_per_replica,
@@ -71,7 +72,7 @@ def config_invalid(s: Serving) -> list[Finding]:
                 s,
                 Code.CONFIG_INVALID,
                 f"{arch.heads} attention heads of {arch.id} are not divisible by tp={eng.tp}. "
-                f"Use tp in {_valid_tps(arch.heads)}.",
+                f"Use {named(s, 'tp')} in {_valid_tps(arch.heads)}.",
                 tp=eng.tp,
                 heads=arch.heads,
             )
@@ -89,8 +90,8 @@ def config_invalid(s: Serving) -> list[Finding]:
             finding(
                 s,
                 Code.CONFIG_INVALID,
-                f"max-model-len {explicit} exceeds {arch.id}'s context {arch.context}; the engine "
-                f"refuses it. Use <= {arch.context}.",
+                f"{named(s, 'max_model_len')} {explicit} exceeds {arch.id}'s context {arch.context}; the "
+                f"engine refuses it. Use {fix(s, 'max_model_len', arch.context, '<= ')}.",
                 max_model_len=explicit,
                 context=arch.context,
             )
@@ -281,16 +282,16 @@ def _oom_finding(
         need = est.kv_bytes_per_token * setup.max_model_len
         what = (
             f"has {gib(max(est.kv_bytes, 0))} GiB/GPU for KV after {gib(est.weights_bytes)} GiB weights "
-            f"on {gpu_label(gpu)} at tp={setup.tp}; max-model-len {setup.max_model_len} "
+            f"on {gpu_label(gpu)} at tp={setup.tp}; {named(s, 'max_model_len')} {setup.max_model_len} "
             f"needs {gib(need)} GiB."
         )
     else:
         what = (
-            f"gpu-memory-utilization {setup.mem_fraction:.2f} leaves {gib(est.headroom_bytes)} GiB of "
+            f"{named(s, 'mem_fraction')} {setup.mem_fraction:.2f} leaves {gib(est.headroom_bytes)} GiB of "
             f"{gpu_label(gpu)} for CUDA context and graphs; they need {gib(est.outside_budget_bytes)} GiB."
         )
-    fix = suggest_fix(s, ctx, gpu, est)
-    detail = " ".join(part for part in (prefix, what, fix, suffix) if part)
+    remedy = suggest_fix(s, ctx, gpu, est)
+    detail = " ".join(part for part in (prefix, what, remedy, suffix) if part)
     return finding(s, Code.OOM_RISK, detail, severity, tier=gpu.id, **est.as_figures())
 
 
@@ -299,23 +300,26 @@ def suggest_fix(s: Serving, ctx: CheckContext, gpu: GpuSpec, est: MemoryEstimate
     setup = est.setup
     if est.weights_fit and est.sequence_fits:
         headroom_gib = (est.usable_bytes - est.outside_budget_bytes) / 2**30
-        return f"Use gpu-memory-utilization <= {headroom_gib / setup.usable_gib:.2f}."
+        return f"Use {fix(s, 'mem_fraction', f'{headroom_gib / setup.usable_gib:.2f}', '<= ')}."
     options: list[str] = []
     kv_limited = est.weights_fit and not est.sequence_fits
     if kv_limited and est.kv_tokens > 0:
-        options.append(f"--max-model-len <= {est.kv_tokens}")
+        options.append(fix(s, "max_model_len", est.kv_tokens, "<= "))
     if (
         kv_limited
         and setup.kv_dtype not in {"fp8", "int8"}
         and _fits_with(s, gpu, Precision(s.precision.weights if s.precision else "bf16", "fp8"))
     ):
-        options.append("--kv-cache-dtype fp8")
+        options.append(fix(s, "kv_cache_fp8"))
     tp_fix = _more_tp(s, gpu, setup.tp)
-    if tp_fix:
-        options.append(f"tp>={tp_fix} on {gpu_label(gpu)}")
     other = _cheapest_other_tier(s, ctx, gpu, est)
-    if other is not None and other.id != gpu.id:
-        options.append(f"tp={setup.tp} on {gpu_label(other)}")
+    other = other if other is not None and other.id != gpu.id else None
+    # Splitting over more of the pinned GPUs is no advice when another tier holds it at the same tp for
+    # no more money (an older card x 2 against one current card).
+    if tp_fix and not (other and other.price_per_hour * setup.tp <= gpu.price_per_hour * tp_fix):
+        options.append(f"{fix(s, 'tp', tp_fix)} on {gpu_label(gpu)}")
+    if other is not None:
+        options.append(f"pin {gpu_label(other)}" + (f" at tp={setup.tp}" if setup.tp > 1 else ""))
     if (
         not kv_limited
         and s.precision
@@ -370,14 +374,19 @@ def kv_starved(s: Serving, ctx: CheckContext, gpu: GpuSpec, est: MemoryEstimate)
     if est.kv_tokens >= need:
         return []
     holds = est.kv_tokens // max(min(typical, est.setup.max_model_len), 1)
-    fixes = [f"--max-num-seqs {max(holds, 1)}"]
+    fixes = [fix(s, "max_num_seqs", max(holds, 1))]
     if est.setup.kv_dtype not in {"fp8", "int8"}:
-        fixes.append("--kv-cache-dtype fp8")
-    fixes.append(f"tp={est.setup.tp * 2}" if est.setup.tp < MAX_TP else "a larger tier")
-    source = "max-num-seqs" if s.explicit_max_num_seqs else "expected concurrency"
+        fixes.append(fix(s, "kv_cache_fp8"))
+    fixes.append(fix(s, "tp", est.setup.tp * 2) if est.setup.tp < MAX_TP else "a larger tier")
+    # Say whether the concurrency is the pod's own setting or gpuplace's assumption (none is set).
+    source = (
+        f"{named(s, 'max_num_seqs')} {concurrency}"
+        if s.explicit_max_num_seqs
+        else f"assumed concurrency {concurrency} (none set)"
+    )
     detail = (
-        f"KV cache on {gpu_label(gpu)} holds {est.kv_tokens} tokens = {holds} requests of {typical} tokens; "
-        f"{source} {concurrency} means preemption. Use {', '.join(fixes)}."
+        f"{gpu_label(gpu)} holds {est.kv_tokens} KV tokens, {holds} x {typical}-token requests; {source} "
+        f"preempts. Use {', '.join(fixes)}."
     )
     return [
         finding(

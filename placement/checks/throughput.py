@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from placement.advice import fix, named
 from placement.catalog import GpuSpec
 from placement.checks.fit import finding, gpu_label
 from placement.checks.settings import CheckContext
@@ -20,10 +21,9 @@ def batch_size(s: Serving, ctx: CheckContext, gpu: GpuSpec, est: MemoryEstimate)
     if room < 2 * seqs:
         return []  # the KV cache could not hold a bigger batch anyway
     suggest = min(room, 256)
-    flag = _batch_flag(s)
     detail = (
-        f"{flag} {seqs} keeps {gpu_label(gpu)} mostly idle: its KV cache holds {room} requests of "
-        f"{typical} tokens. Use {flag} {suggest}."
+        f"{named(s, 'max_num_seqs')} {seqs} keeps {gpu_label(gpu)} mostly idle: its KV cache holds {room} "
+        f"requests of {typical} tokens. Use {fix(s, 'max_num_seqs', suggest)}."
     )
     return [
         finding(
@@ -37,19 +37,11 @@ def batch_size(s: Serving, ctx: CheckContext, gpu: GpuSpec, est: MemoryEstimate)
     ]
 
 
-def _batch_flag(s: Serving) -> str:
-    return {
-        "sglang": "--max-running-requests",
-        "tgi": "--max-concurrent-requests",
-        "trtllm": "--max_batch_size",
-    }.get(s.engine.engine, "--max-num-seqs")
-
-
 def low_throughput(s: Serving, ctx: CheckContext, gpu: GpuSpec) -> list[Finding]:
     out: list[Finding] = []
     eng = s.engine
     if eng.enforce_eager and not s.workload.batch:
-        flag = "--disable-cuda-graph" if eng.engine == "sglang" else "--enforce-eager"
+        flag = named(s, "cuda_graphs_off")
         out.append(
             finding(
                 s,
@@ -69,7 +61,8 @@ def low_throughput(s: Serving, ctx: CheckContext, gpu: GpuSpec) -> list[Finding]
                 s,
                 Code.LOW_THROUGHPUT_CONFIG,
                 f"memory fraction {eng.mem_fraction:.2f} leaves {1 - eng.mem_fraction:.0%} of "
-                f"{gpu_label(gpu)} unused for KV cache. Use 0.85-0.92 unless sharing the GPU.",
+                f"{gpu_label(gpu)} unused for KV cache. Use {fix(s, 'mem_fraction', '0.85-0.92')} unless "
+                "sharing the GPU.",
                 mem_fraction=eng.mem_fraction,
             )
         )

@@ -6,6 +6,7 @@ from the catalog's reference prices (override them in the config to match your c
 
 from __future__ import annotations
 
+from placement.advice import fix
 from placement.catalog import GpuSpec, MigProfile
 from placement.checks.fit import finding, gpu_label
 from placement.checks.settings import CheckContext
@@ -165,19 +166,21 @@ def _idle_fix(s: Serving, used: int) -> str:
 
 
 def _excess_tp(s: Serving, ctx: CheckContext, gpu: GpuSpec, est: MemoryEstimate) -> list[Finding]:
+    """More tensor parallelism than the model needs: the fewest GPUs that hold it with margin (a 2B model
+    on tp=8 is "1 GPU", not "try tp=4")."""
     tp = s.engine.tp
-    if tp < 2 or s.workload.group_size > 1:
+    if tp < 2 or s.workload.group_size > 1 or s.arch is None:
         return []
-    half = tp // 2
-    if s.arch is None or s.arch.heads % half:
+    found = _fewest_gpus(s, ctx, gpu, est)
+    if found is None:
         return []
-    smaller = s.estimate(gpu, tp=half)
-    if not holds_with_margin(s, ctx, smaller, est):
-        return []
-    saved = monthly(gpu, (tp - half) * _replicas(s), ctx)
+    fewer, smaller = found
+    saved = monthly(gpu, (tp - fewer) * _replicas(s), ctx)
+    gpus = f"{fewer} GPU" + ("s" if fewer > 1 else "")
     detail = (
-        f"tp={tp} on {gpu_label(gpu)}, but tp={half} holds it ({gib(smaller.weights_bytes)} GiB weights, "
-        f"{smaller.kv_tokens} KV tokens/GPU); {money(saved)} for latency you may not need. Try tp={half}."
+        f"tp={tp} on {gpu_label(gpu)}, but {gpus} hold{'s' if fewer == 1 else ''} it "
+        f"({gib(smaller.weights_bytes)} GiB weights, {smaller.kv_tokens} KV tokens/GPU); {money(saved)} for "
+        f"latency you may not need. Use {gpus}: {fix(s, 'tp', fewer)}, nvidia.com/gpu: {fewer}."
     )
     return [
         finding(
@@ -185,11 +188,28 @@ def _excess_tp(s: Serving, ctx: CheckContext, gpu: GpuSpec, est: MemoryEstimate)
             Code.OVERPROVISIONED,
             detail,
             tier=gpu.id,
-            recommended_tp=half,
+            recommended_tp=fewer,
             saved_monthly_cost=round(saved),
             **est.as_figures(),
         )
     ]
+
+
+def _fewest_gpus(
+    s: Serving, ctx: CheckContext, gpu: GpuSpec, est: MemoryEstimate
+) -> tuple[int, MemoryEstimate] | None:
+    """The smallest tp (halving from the current one, dividing the heads) that still holds the model
+    with margin, and its estimate; None when tp / 2 does not already hold it."""
+    assert s.arch is not None
+    best: tuple[int, MemoryEstimate] | None = None
+    candidate = s.engine.tp // 2
+    while candidate >= 1 and not s.arch.heads % candidate:
+        smaller = s.estimate(gpu, tp=candidate)
+        if not holds_with_margin(s, ctx, smaller, est):
+            break
+        best = (candidate, smaller)
+        candidate //= 2
+    return best
 
 
 def needed_bytes(s: Serving, ctx: CheckContext, est: MemoryEstimate) -> float:
@@ -206,12 +226,15 @@ def _small_share(s: Serving, ctx: CheckContext, gpu: GpuSpec, est: MemoryEstimat
     if share >= ctx.settings.overprovisioned_share or s.engine.tp > 1:
         return []
     mig = smallest_mig(gpu, need)
-    fix = (
+    remedy = (
         f"use MIG {mig.name} ({mig.memory_gib:g} GiB)" if mig else "pack it with others or use a smaller tier"
     )
+    # The concurrency behind the need is the pod's own setting, or gpuplace's assumption: say which.
+    concurrency = s.explicit_max_num_seqs or ctx.settings.expected_concurrency
+    assumed = "" if s.explicit_max_num_seqs else " (assumed)"
     detail = (
         f"needs ~{gib(need)} GiB of {gpu_label(gpu)}'s {gib(est.usable_bytes)} GiB ({share:.0%}) at "
-        f"{ctx.settings.typical_request_tokens}-token requests; {fix}."
+        f"{concurrency}{assumed} x {ctx.settings.typical_request_tokens}-token requests; {remedy}."
     )
     return [
         finding(

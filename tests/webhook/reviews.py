@@ -16,6 +16,11 @@ GROUP_VERSION = {
     "ResourceClaimTemplate": ("resource.k8s.io", "v1", "resourceclaimtemplates"),
     "ResourceClaim": ("resource.k8s.io", "v1", "resourceclaims"),
     "LeaderWorkerSet": ("leaderworkerset.x-k8s.io", "v1", "leaderworkersets"),
+    "RayService": ("ray.io", "v1", "rayservices"),
+    "Model": ("kubeai.org", "v1", "models"),
+    "LLMInferenceService": ("serving.kserve.io", "v1alpha1", "llminferenceservices"),
+    "DynamoGraphDeployment": ("nvidia.com", "v1alpha1", "dynamographdeployments"),
+    "ModelAdapter": ("model.aibrix.ai", "v1alpha1", "modeladapters"),
 }
 
 

@@ -83,6 +83,18 @@ objects that request no GPUs (`optionalPod`: a pod template that may be absent, 
   rules:
   - {apiGroups: [serving.kserve.io], apiVersions: [v1beta1], resources: [inferenceservices]}
   - {apiGroups: [serving.knative.dev], apiVersions: [v1], resources: [services]}
+# CRDs that serve models (Ray, KubeAI, KServe LLMInferenceService, AIBrix, Dynamo): validated only; the
+# pods their operators create are stamped through pods.gpuplace.io. No matchCondition: where the GPUs sit
+# differs per CRD (a Serve config, a resource profile), and an object without GPUs gets no finding.
+- name: modelservers.gpuplace.io
+  mutate: false
+  rules:
+  - {apiGroups: [ray.io], apiVersions: [v1], resources: [rayservices, rayclusters]}
+  - {apiGroups: [kubeai.org], apiVersions: [v1], resources: [models]}
+  - {apiGroups: [serving.kserve.io], apiVersions: [v1alpha1, v1alpha2], resources: [llminferenceservices]}
+  - {apiGroups: [orchestration.aibrix.ai], apiVersions: [v1alpha1], resources: [rayclusterfleets]}
+  - {apiGroups: [model.aibrix.ai], apiVersions: [v1alpha1], resources: [modeladapters]}
+  - {apiGroups: [nvidia.com], apiVersions: [v1alpha1, v1beta1], resources: [dynamographdeployments]}
 - name: autoscalers.gpuplace.io
   mutate: false
   rules:
