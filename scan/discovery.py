@@ -209,6 +209,8 @@ def discover(inv: Inventory) -> list[ScannedWorkload]:
     owners = OwnerIndex(inv)
     groups: dict[tuple[str, str, str], ScannedWorkload] = {}
     for obj in inv.of("Pod"):
+        if inv.namespace and namespace_of(obj) != inv.namespace:
+            continue
         pod = gpu_pod(obj)
         if pod is None:
             continue

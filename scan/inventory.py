@@ -23,6 +23,11 @@ class Inventory:
     # Kinds whose API the cluster does not serve (CRD not installed): not an error, listed for the record.
     absent: list[str] = field(default_factory=list)
     now: datetime = field(default_factory=lambda: datetime.now(UTC))
+    # The namespace the scan reports on (None: all); pods of other namespaces still count on nodes.
+    namespace: str | None = None
+    # False when some pods could not be listed: a node may look dark or free while pods hold it, so
+    # dark capacity and fragmentation are not judged.
+    pods_complete: bool = True
 
     def of(self, kind: str) -> list[dict[str, Any]]:
         return self.objects.get(kind, [])

@@ -18,7 +18,7 @@ from placement.findings import Finding
 from placement.planner.snapshot import SnapNode, Snapshot, SnapshotError, node_from_k8s, snapshot_from_objects
 from placement.workload import WorkloadError
 from scan.cost import WASTE, CostSummary, Prices, check_waste_per_day, waste_by_code
-from scan.discovery import ScannedWorkload, discover
+from scan.discovery import ScannedWorkload, discover, gpu_pod
 from scan.inventory import KNATIVE_SERVICE, Inventory, name_of, namespace_of
 from scan.observed import (
     EventIndex,
@@ -87,6 +87,9 @@ def scan(inv: Inventory, ctx: CheckContext, prices: Prices, options: ScanOptions
     checks = _checks(inv, workloads, ctx)
     events = EventIndex(inv.of("Event"), inv.now, options.window_s)
     targets = _autoscaler_targets(inv)
+    if not inv.pods_complete:
+        inv.gap("not every pod was readable: dark capacity and fragmentation not judged")
+        snapshot = None
     free = free_nodes(snapshot) if snapshot is not None else []
     reports = []
     for w in workloads:
@@ -101,8 +104,9 @@ def scan(inv: Inventory, ctx: CheckContext, prices: Prices, options: ScanOptions
             report.findings.extend(metrics.findings(report, ctx))
         reports.append(report)
     say("dark capacity and cost")
-    every_pod = [p for w in workloads for p in w.pods]
-    cluster = dark_capacity(nodes, every_pod, prices, inv.now)
+    # Occupancy counts every GPU pod read, in any namespace (a -n scan still lists them all).
+    every_pod = [p for obj in inv.of("Pod") if (p := gpu_pod(obj)) is not None]
+    cluster = dark_capacity(nodes, every_pod, prices, inv.now) if inv.pods_complete else []
     gaps = list(inv.gaps) + (list(metrics.notes) if metrics is not None else [])
     return ScanResult(reports, cluster, _summary(nodes, reports, cluster, prices), gaps, list(inv.absent),
                       len(nodes))

@@ -54,7 +54,26 @@ def test_forbidden_cluster_wide_list_falls_back_per_namespace_and_says_each_refu
     assert api.calls.count("/api/v1/namespaces") == 1
 
 
-def test_one_namespace_lists_namespaced_kinds_there_and_nodes_cluster_wide() -> None:
+def test_one_namespace_lists_its_kinds_there_but_nodes_and_pods_cluster_wide() -> None:
     api = FakeApi()
-    collect(api.get, namespace="ml")
-    assert "/api/v1/namespaces/ml/pods" in api.calls and "/api/v1/nodes" in api.calls
+    inv = collect(api.get, namespace="ml")
+    assert "/apis/apps/v1/namespaces/ml/deployments" in api.calls
+    assert "/api/v1/nodes" in api.calls and "/api/v1/pods" in api.calls  # node occupancy needs every pod
+    assert inv.namespace == "ml" and inv.pods_complete
+
+
+def test_pods_refused_in_a_namespace_mark_the_pod_view_incomplete() -> None:
+    inv = collect(FakeApi(deny_all_namespaces=True).get)
+    assert not inv.pods_complete
+
+
+def test_list_items_lose_their_managed_fields() -> None:
+    class WithManaged(FakeApi):
+        def get(self, path: str, query: list[tuple[str, str]]) -> dict[str, Any]:
+            doc = super().get(path, query)
+            for item in doc["items"]:
+                item["metadata"]["managedFields"] = [{"manager": "kubectl"}]
+            return doc
+
+    inv = collect(WithManaged().get)
+    assert all("managedFields" not in p["metadata"] for p in inv.of("Pod"))

@@ -142,3 +142,20 @@ def test_pending_pod_while_enough_gpus_are_free_in_pieces_is_fragmentation_namin
 def test_pending_pod_when_too_few_gpus_are_free_is_not_fragmentation() -> None:
     result = run(*_pieces(), pod("huge", node_name=None, gpus=16))
     assert codes(result, Code.PENDING_GPU_POD) and codes(result, Code.FRAGMENTATION) == []
+
+
+def test_a_namespace_scan_counts_other_namespaces_pods_on_nodes() -> None:
+    inv = Inventory.from_objects([node("shared"), pod("theirs", ns="other", node_name="shared")], now=NOW)
+    inv.namespace = "ml"
+    result = scan(inv, CTX, PRICES)
+    assert result.workloads == [] and codes(result, Code.DARK_CAPACITY) == []
+
+
+def test_unreadable_pods_leave_dark_capacity_unjudged_and_say_so() -> None:
+    objs = [node("maybe-busy"), *_pieces(), pod("big", node_name=None, gpus=8)]
+    inv = Inventory.from_objects(objs, now=NOW)
+    inv.pods_complete = False
+    result = scan(inv, CTX, PRICES)
+    assert codes(result, Code.DARK_CAPACITY) == [] and codes(result, Code.FRAGMENTATION) == []
+    assert codes(result, Code.PENDING_GPU_POD)
+    assert any("dark capacity and fragmentation not judged" in g for g in result.gaps)
