@@ -53,3 +53,14 @@ def test_an_observed_oom_is_a_failing_high_severity_result() -> None:
     (oom,) = [r for r in ml["results"] if r["rule"] == "observed-oom"]
     assert (oom["result"], oom["severity"]) == ("fail", "high")
     assert oom["resources"][0]["kind"] == "Pod" and oom["properties"]["memory_verdict"] == "fits"
+
+
+def test_a_workload_without_findings_is_one_pass_result_so_the_summary_counts_it() -> None:
+    qwen = pod("qwen", node_name="l4", product="NVIDIA-L4", model="Qwen/Qwen2.5-7B-Instruct")
+    qwen["spec"]["containers"][0]["command"] += ["--max-model-len", "8192"]
+    objs = [node("l4", product="NVIDIA-L4", gpus=1), qwen]
+    result = scan(Inventory.from_objects(objs, now=NOW), CTX, Prices(CTX.gpus))
+    assert result.workloads[0].findings == []
+    (ml, _cluster) = policy_reports(result, NOW)
+    assert [(r["rule"], r["result"]) for r in ml["results"]] == [("gpu-workload", "pass")]
+    assert ml["summary"]["pass"] == 1
