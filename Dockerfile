@@ -43,6 +43,7 @@ COPY placement ./placement
 COPY common ./common
 COPY webhook ./webhook
 COPY extender ./extender
+COPY scan ./scan
 COPY gpuplace ./gpuplace
 RUN set -eu; \
     /opt/venv/bin/python -m pip wheel --quiet --no-deps --no-build-isolation --wheel-dir /tmp/dist .; \

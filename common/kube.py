@@ -4,11 +4,12 @@ account, else $KUBECONFIG / ~/.kube/config. Raises the client's ConfigException 
 from __future__ import annotations
 
 
-def configure(kubeconfig: str | None) -> None:
+def configure(kubeconfig: str | None, context: str | None = None) -> None:
+    """`context` picks a kubeconfig context (default: the current one); it implies a kubeconfig."""
     from kubernetes import config
 
-    if kubeconfig:
-        config.load_kube_config(config_file=kubeconfig)
+    if kubeconfig or context:
+        config.load_kube_config(config_file=kubeconfig, context=context)
         return
     try:
         config.load_incluster_config()

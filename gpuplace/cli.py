@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 
 # Listed here (not discovered) so `gpuplace --help` is stable and a broken optional module names itself.
-COMMANDS = ("check", "explain", "webhook", "extender", "certs", "simulate", "plan")
+COMMANDS = ("check", "explain", "webhook", "extender", "certs", "simulate", "plan", "scan")
 
 EXIT_OK = 0
 EXIT_FINDINGS = 1

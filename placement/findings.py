@@ -42,6 +42,12 @@ class Code(StrEnum):
     FRAGMENTATION = "fragmentation"
     DARK_CAPACITY = "dark-capacity"
     UNKNOWN_MODEL = "unknown-model"
+    # Observed on a live cluster by `gpuplace scan` (what already happened, not what a manifest predicts).
+    OBSERVED_OOM = "observed-oom"
+    OBSERVED_THRASHING = "observed-thrashing"
+    IDLE_GPU = "idle-gpu"
+    LOW_THROUGHPUT = "low-throughput"
+    PENDING_GPU_POD = "pending-gpu-pod"
 
 
 DEFAULT_SEVERITY: Mapping[Code, Severity] = {
@@ -58,6 +64,11 @@ DEFAULT_SEVERITY: Mapping[Code, Severity] = {
     Code.FRAGMENTATION: Severity.INFO,
     Code.DARK_CAPACITY: Severity.INFO,
     Code.UNKNOWN_MODEL: Severity.INFO,
+    Code.OBSERVED_OOM: Severity.ERROR,
+    Code.OBSERVED_THRASHING: Severity.WARNING,
+    Code.IDLE_GPU: Severity.WARNING,
+    Code.LOW_THROUGHPUT: Severity.WARNING,
+    Code.PENDING_GPU_POD: Severity.WARNING,
 }
 
 # design.md: one line, at most 256 characters (the apiserver truncates longer warnings anyway).
