@@ -3,7 +3,7 @@ PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: venv examples test lint e2e-binaries helm
+.PHONY: venv examples test lint e2e-binaries helm prometheus
 
 $(BIN)/gpuplace: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -27,5 +27,9 @@ e2e-binaries:
 helm:
 	bash hack/helm.sh install
 
-test: venv e2e-binaries helm lint
+# Prometheus for the scan tests that read DCGM and vLLM metrics (Debian's package, unpacked, cached).
+prometheus:
+	bash hack/prometheus.sh install
+
+test: venv e2e-binaries helm prometheus lint
 	$(BIN)/pytest -q
