@@ -326,7 +326,12 @@ def image_version(image: str) -> tuple[int, ...] | None:
     tag = image.rsplit("@", 1)[0]
     if ":" not in tag.rsplit("/", 1)[-1]:
         return None
-    match = _VERSION.match(tag.rsplit(":", 1)[1])
+    return parse_version(tag.rsplit(":", 1)[1])
+
+
+def parse_version(text: str) -> tuple[int, ...] | None:
+    """`0.6.4`, `v0.4.3.post4`, `1.2.0rc4` -> their release numbers; anything else -> None (latest)."""
+    match = _VERSION.match(text.strip())
     if not match:
         return None
     return tuple(int(part) for part in match.groups() if part is not None)
