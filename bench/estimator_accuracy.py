@@ -225,7 +225,7 @@ def evaluate(case: Case) -> Result:
     )
     prec = precision(cfg, resolved.arch.dtype, resolved.quant, case.dtype)
     max_len = case.max_model_len or resolved.arch.context
-    setup = setup_for(cfg, prec, usable, max_len, case.max_num_seqs)
+    setup = setup_for(cfg, prec, usable, max_len, case.max_num_seqs, gpu_name=gpu.name if gpu else case.gpu)
     return Result(case, estimate(resolved.arch, setup), gpu_known=gpu_known)
 
 

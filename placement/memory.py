@@ -39,13 +39,23 @@ KV_BYTES = {"fp32": 4, "bf16": 2, "fp16": 2, "fp8": 1, "int8": 1}
 
 # Memory the engine uses outside PyTorch's allocator inside the budget (cuBLAS workspaces, NCCL and
 # custom all-reduce buffers). vLLM logs it as `non_torch_memory`: ~0.2 GiB on one GPU (vllm#14447 logs on
-# RTX 3090), about 1.8 GiB more per rank once NCCL is up (vllm#10511: Llama-3-8B tp=1 vs tp=2 on H100).
+# RTX 3090). What NCCL adds per rank depends on when vLLM takes its baseline snapshot:
+# - V0 (< 0.8): about 1.8 GiB inside the budget (vllm#10511: Llama-3-8B tp=1 vs tp=2 on H100);
+# - V1 before 0.11: the worker snapshots memory before init_worker_distributed_environment, so NCCL and
+#   custom all-reduce buffers count inside the budget; 0.10.1.1 logs on 2 x A100 show ~0.25 GiB more per
+#   rank at tp=2 than at tp=1, the smaller activation at tp=2 allowed for;
+# - 0.11 on: the snapshot follows the distributed init (vllm/v1/worker/gpu_worker.py init_device), so that
+#   memory is outside the budget and has to fit in the headroom beside the CUDA context.
 NON_TORCH_SINGLE_GIB = 0.2
-NON_TORCH_NCCL_GIB = 1.8
+NON_TORCH_NCCL_V0_GIB = 1.8
+NON_TORCH_NCCL_V1_GIB = 0.25
 # The profile run samples max_num_seqs rows of fp32 logits; softmax and top-k/p copies add about half again.
 SAMPLER_LOGIT_COPIES = 1.5
 ACTIVATION_BYTES = 2  # bf16/fp16 activations
-# Outside the budget: the CUDA context (~0.45 GiB on recent drivers) and CUDA graphs unless eager.
+# Outside the budget: the CUDA context (~0.45 GiB on recent drivers). CUDA graphs (unless eager) are
+# captured after the KV cache is allocated, outside the budget, up to vLLM 0.19; from 0.20 vLLM captures
+# the first graphs during profiling and subtracts the estimate from the KV budget
+# (VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS defaults to 1 in vllm/envs.py, vllm#30515).
 CUDA_CONTEXT_GIB = 0.45
 CUDA_GRAPHS_GIB = 0.25
 
@@ -68,6 +78,10 @@ class ServingSetup(NamedTuple):
     pp: int = 1
     enforce_eager: bool = False
     native_mxfp4_experts: bool = False  # gpt-oss: only the experts are mxfp4, the rest bf16
+    # The engine release's accounting (engines/defaults.py decides them from the version).
+    nccl_in_budget_gib: float = 0.0  # NCCL memory per rank counted inside the budget (tp*pp > 1)
+    nccl_outside_gib: float = NON_TORCH_NCCL_V1_GIB  # ... or outside it, in the headroom
+    graphs_in_budget: bool = False  # CUDA graph memory subtracted from the KV budget
 
 
 @dataclass(frozen=True)
@@ -78,6 +92,7 @@ class MemoryEstimate:
     weights_bytes: float
     activation_bytes: float
     non_torch_bytes: float
+    graphs_bytes: float  # CUDA graphs (0 when eager); inside the budget or outside, per graphs_in_budget
     kv_bytes: float  # memory left for the KV cache (may be negative)
     kv_bytes_per_token: float
     kv_tokens: int
@@ -128,10 +143,13 @@ def estimate(arch: ModelArch, setup: ServingSetup) -> MemoryEstimate:
     weights = weight_bytes_per_rank(arch, setup)
     activation = activation_bytes_per_rank(arch, setup)
     non_torch = _non_torch_bytes(setup)
-    budget, kv = _kv_memory(setup, usable, weights, activation, non_torch)
+    graphs = 0.0 if setup.enforce_eager else CUDA_GRAPHS_GIB * GIB
+    inside_graphs = graphs if setup.graphs_in_budget and setup.engine == "vllm" else 0.0
+    budget, kv = _kv_memory(setup, usable, weights, activation, non_torch + inside_graphs)
     per_token = kv_bytes_per_token(arch, setup)
     kv_tokens = int(kv // per_token) if kv > 0 else 0
-    outside = (CUDA_CONTEXT_GIB + (0 if setup.enforce_eager else CUDA_GRAPHS_GIB)) * GIB
+    nccl_outside = setup.nccl_outside_gib * GIB if setup.tp * setup.pp > 1 else 0.0
+    outside = CUDA_CONTEXT_GIB * GIB + (graphs - inside_graphs) + nccl_outside
     return MemoryEstimate(
         setup=setup,
         usable_bytes=usable,
@@ -139,6 +157,7 @@ def estimate(arch: ModelArch, setup: ServingSetup) -> MemoryEstimate:
         weights_bytes=weights,
         activation_bytes=activation,
         non_torch_bytes=non_torch,
+        graphs_bytes=graphs,
         kv_bytes=kv,
         kv_bytes_per_token=per_token,
         kv_tokens=kv_tokens,
@@ -242,5 +261,5 @@ def activation_bytes_per_rank(arch: ModelArch, setup: ServingSetup) -> float:
 
 
 def _non_torch_bytes(setup: ServingSetup) -> float:
-    nccl = NON_TORCH_NCCL_GIB if setup.tp * setup.pp > 1 else 0.0
+    nccl = setup.nccl_in_budget_gib if setup.tp * setup.pp > 1 else 0.0
     return (NON_TORCH_SINGLE_GIB + nccl) * GIB

@@ -62,6 +62,7 @@ class Serving:
             self.max_model_len(),
             self.explicit_max_num_seqs,
             tp,
+            gpu.name,
         )
 
     def estimate(self, gpu: GpuSpec, tp: int | None = None) -> MemoryEstimate:

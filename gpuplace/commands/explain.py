@@ -9,6 +9,7 @@ from pathlib import Path
 from common.config import ConfigError, load_config
 from gpuplace.cli import EXIT_FINDINGS, EXIT_OK, UsageError
 from placement.engines import EngineConfig
+from placement.engines.base import parse_version
 from placement.engines.defaults import default_max_model_len, precision, setup_for
 from placement.memory import GIB, MemoryEstimate, ServingSetup, estimate
 from placement.models import ModelError, Resolved, from_hf_config
@@ -61,9 +62,9 @@ def run(args: argparse.Namespace) -> int:
     if gpu is None:
         raise UsageError(f"--gpu {args.gpu!r} is not in the GPU catalog; see placement/data/gpus.yaml")
     resolved = _resolve(args, ctx.models)
-    version = (
-        tuple(int(p) for p in args.engine_version.lstrip("v").split(".")) if args.engine_version else None
-    )
+    version = parse_version(args.engine_version) if args.engine_version else None
+    if args.engine_version and version is None:
+        raise UsageError(f"--engine-version {args.engine_version!r} is not a version; give e.g. 0.11.0")
     cfg = EngineConfig(
         engine=args.engine,
         model=args.model,
@@ -77,7 +78,9 @@ def run(args: argparse.Namespace) -> int:
     )
     prec = precision(cfg, resolved.arch.dtype, resolved.quant, args.dtype)
     max_len = args.max_model_len or default_max_model_len(cfg, resolved.arch.context)
-    setup = setup_for(cfg, prec, args.usable_gib or gpu.usable_gib, max_len, args.max_num_seqs)
+    setup = setup_for(
+        cfg, prec, args.usable_gib or gpu.usable_gib, max_len, args.max_num_seqs, gpu_name=gpu.name
+    )
     est = estimate(resolved.arch, setup)
     if args.output == "json":
         print(

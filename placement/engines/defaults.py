@@ -6,10 +6,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from placement.engines.base import EngineConfig
-from placement.memory import ServingSetup
+from placement.memory import NON_TORCH_NCCL_V0_GIB, NON_TORCH_NCCL_V1_GIB, ServingSetup
 
-LARGE_GPU_GIB = 70.0  # vLLM V1 raises batch defaults on GPUs with at least 70 GiB (vllm/engine/arg_utils.py)
+# vLLM V1 raises its batch defaults on GPUs with at least 70 GiB, except the A100 (the device name is
+# checked: vllm/engine/arg_utils.py _set_default_args, tests/engine/test_arg_utils.py
+# test_defaults_with_usage_context): H100, H200, MI300X get 1024 sequences / 8192 tokens for the server.
+LARGE_GPU_GIB = 70.0
+SMALL_DEFAULTS_GPUS = ("a100",)
 VLLM_V1_SINCE = (0, 8)  # V1 became the default engine in vLLM 0.8.0
+VLLM_NCCL_OUTSIDE_SINCE = (0, 11)  # memory snapshot taken after NCCL init (v1/worker/gpu_worker.py)
+VLLM_GRAPHS_IN_BUDGET_SINCE = (0, 20)  # VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS default 1 (vllm/envs.py)
 
 
 @dataclass(frozen=True)
@@ -96,9 +102,11 @@ def setup_for(
     max_model_len: int,
     max_num_seqs: int | None = None,
     tp: int | None = None,
+    gpu_name: str = "",
 ) -> ServingSetup:
     """Fill in the engine's defaults for everything the config leaves unset; `tp` in place of the config's
-    (what-if estimates at another tensor-parallel size)."""
+    (what-if estimates at another tensor-parallel size). `gpu_name` is the device name CUDA reports, which
+    vLLM reads for its batch defaults."""
     tp = tp or cfg.tp
     seqs = max_num_seqs or cfg.max_num_seqs
     tokens = cfg.max_num_batched_tokens
@@ -117,7 +125,7 @@ def setup_for(
         tokens = tokens or 8192  # trtllm-serve --max_num_tokens default
     else:
         fraction = fraction or 0.9  # --gpu-memory-utilization default
-        seqs, tokens = _vllm_batch_defaults(cfg, usable_gib, max_model_len, seqs, tokens)
+        seqs, tokens = _vllm_batch_defaults(cfg, usable_gib, gpu_name, max_model_len, seqs, tokens)
     # Positional, in ServingSetup's field order: this runs for every estimate of every review.
     return ServingSetup(
         cfg.engine if cfg.engine in {"sglang", "tgi", "trtllm"} else "vllm",  # engine
@@ -132,11 +140,17 @@ def setup_for(
         cfg.pp,
         cfg.enforce_eager,
         prec.native_mxfp4_experts,
+        *_vllm_accounting(cfg),
     )
 
 
 def _vllm_batch_defaults(
-    cfg: EngineConfig, usable_gib: float, max_model_len: int, seqs: int | None, tokens: int | None
+    cfg: EngineConfig,
+    usable_gib: float,
+    gpu_name: str,
+    max_model_len: int,
+    seqs: int | None,
+    tokens: int | None,
 ) -> tuple[int, int]:
     if is_vllm_v0(cfg):
         # V0 turned chunked prefill on by itself only past 32K context; without it a step holds a whole
@@ -144,8 +158,22 @@ def _vllm_batch_defaults(
         chunked = cfg.chunked_prefill if cfg.chunked_prefill is not None else max_model_len > 32768
         default_tokens = 2048 if chunked else max(max_model_len, 2048)
         return seqs or 256, tokens or default_tokens
-    large = usable_gib >= LARGE_GPU_GIB
+    name = gpu_name.lower()
+    large = usable_gib >= LARGE_GPU_GIB and not any(small in name for small in SMALL_DEFAULTS_GPUS)
     return seqs or (1024 if large else 256), tokens or (8192 if large else 2048)
+
+
+def _vllm_accounting(cfg: EngineConfig) -> tuple[float, float, bool]:
+    """(NCCL GiB inside the budget, NCCL GiB outside it, CUDA graphs inside the budget) for vLLM's
+    release; unknown versions get the latest semantics."""
+    if cfg.engine != "vllm":
+        return 0.0, 0.0, False
+    v = cfg.version
+    if v is not None and v[:2] < VLLM_V1_SINCE:
+        return NON_TORCH_NCCL_V0_GIB, 0.0, False
+    if v is not None and v[:2] < VLLM_NCCL_OUTSIDE_SINCE:
+        return NON_TORCH_NCCL_V1_GIB, 0.0, False
+    return 0.0, NON_TORCH_NCCL_V1_GIB, v is None or v[:2] >= VLLM_GRAPHS_IN_BUDGET_SINCE
 
 
 def _sglang_mem_fraction(tp: int) -> float:
