@@ -49,8 +49,21 @@ KV_BYTES = {"fp32": 4, "bf16": 2, "fp16": 2, "fp8": 1, "int8": 1}
 NON_TORCH_SINGLE_GIB = 0.2
 NON_TORCH_NCCL_V0_GIB = 1.8
 NON_TORCH_NCCL_V1_GIB = 0.25
-# The profile run samples max_num_seqs rows of fp32 logits; softmax and top-k/p copies add about half again.
-SAMPLER_LOGIT_COPIES = 1.5
+# The profile run ends with a dummy sampler step over R = min(max_num_seqs, max_num_batched_tokens) rows of
+# full-vocabulary logits (vllm/v1/worker/gpu_model_runner.py _dummy_sampler_run: every TP rank holds the
+# all-gathered logits; top-k = vocab-1 and top-p 0.9 are both on). Its peak is bytes per (row x vocab)
+# element, by sampler path (vllm/v1/sample/ops/topk_topp_sampler.py):
+# - FlashInfer: bf16 logits 2 + their fp32 copy 4 + top-k-masked logits 4 + probabilities 4 = 14;
+# - PyTorch native (apply_top_k_top_p sorts the row): bf16 2 + fp32 4 + sort input indices (int64) 8 +
+#   sorted values 4 + sorted indices 8 + the segmented radix sort's double buffers 12 = 38. vLLM 0.11
+#   logs on H100 at 1024 rows show 38.4-38.9 B per element for four vocabularies (llm-d's
+#   empirical-vllm-memory-results.md: Llama-3.1-8B 4.76 GiB, Qwen3 5.56-5.64, gpt-oss 7.38);
+# - V0 (< 0.8): max_num_seqs rows of fp32 logits with softmax/top-k/p copies, about 6.
+SAMPLER_BYTES_FLASHINFER = 14.0
+SAMPLER_BYTES_NATIVE = 38.0
+SAMPLER_BYTES_V0 = 6.0
+SAMPLER_LOGIT_COPIES = 1.5  # TGI: fp32 logits for its max-batch of sequences, half again for copies
+BLOCK_TOKENS = 16  # vLLM's default KV block size
 ACTIVATION_BYTES = 2  # bf16/fp16 activations
 # Outside the budget: the CUDA context (~0.45 GiB on recent drivers). CUDA graphs (unless eager) are
 # captured after the KV cache is allocated, outside the budget, up to vLLM 0.19; from 0.20 vLLM captures
@@ -82,6 +95,8 @@ class ServingSetup(NamedTuple):
     nccl_in_budget_gib: float = 0.0  # NCCL memory per rank counted inside the budget (tp*pp > 1)
     nccl_outside_gib: float = NON_TORCH_NCCL_V1_GIB  # ... or outside it, in the headroom
     graphs_in_budget: bool = False  # CUDA graph memory subtracted from the KV budget
+    sampler_bytes: float = SAMPLER_BYTES_FLASHINFER  # vLLM: the sampler path's bytes per logit element
+    windowed_kv: bool = True  # vLLM V1 hybrid allocator: sliding layers hold window - 1 + a chunk
 
 
 @dataclass(frozen=True)
@@ -229,11 +244,26 @@ def kv_bytes_per_token(arch: ModelArch, setup: ServingSetup) -> float:
         return layers * (arch.mla.kv_lora_rank + arch.mla.qk_rope_head_dim) * dtype_bytes
     per_layer = 2 * math.ceil(arch.kv_heads / setup.tp) * arch.head_dim * dtype_bytes
     sw = arch.sliding_window
-    if sw is None or sw.window >= setup.max_model_len:
+    held = _window_tokens(arch, setup)
+    if sw is None or held >= setup.max_model_len:
         return layers * per_layer
     sliding = math.ceil(sw.sliding_layers / setup.pp)
     full = layers - sliding
-    return per_layer * (full + sliding * sw.window / setup.max_model_len)
+    return per_layer * (full + sliding * held / setup.max_model_len)
+
+
+def _window_tokens(arch: ModelArch, setup: ServingSetup) -> int:
+    """Tokens of one sequence a sliding-window layer keeps. vLLM V1 (vllm/v1/kv_cache_interface.py
+    SlidingWindowSpec.max_memory_usage_bytes) keeps window - 1 + one prefill chunk, plus a block; without
+    its hybrid allocator every layer keeps the whole sequence."""
+    sw = arch.sliding_window
+    if sw is None:
+        return setup.max_model_len
+    if setup.engine != "vllm":
+        return sw.window
+    if not setup.windowed_kv:
+        return setup.max_model_len
+    return min(sw.window - 1 + setup.max_num_batched_tokens, setup.max_model_len) + BLOCK_TOKENS
 
 
 def activation_bytes_per_rank(arch: ModelArch, setup: ServingSetup) -> float:
@@ -254,10 +284,17 @@ def activation_bytes_per_rank(arch: ModelArch, setup: ServingSetup) -> float:
     forward = tokens * width * ACTIVATION_BYTES
     if setup.engine == "sglang":
         return forward  # outside the static budget; not part of the KV rule
-    sampler = (
-        setup.max_num_seqs * arch.vocab * 4 * SAMPLER_LOGIT_COPIES / (tp if setup.engine == "tgi" else 1)
-    )
-    return forward + sampler
+    if setup.engine != "vllm":
+        split = tp if setup.engine == "tgi" else 1
+        return forward + setup.max_num_seqs * arch.vocab * 4 * SAMPLER_LOGIT_COPIES / split
+    # vLLM frees the forward's transients before sampling; the hidden states stay alive beside the sampler.
+    return max(forward, sampler_bytes(arch, setup) + tokens * h * ACTIVATION_BYTES)
+
+
+def sampler_bytes(arch: ModelArch, setup: ServingSetup) -> float:
+    """Peak of vLLM's dummy sampler step (see SAMPLER_BYTES_*)."""
+    rows = min(setup.max_num_seqs, setup.max_num_batched_tokens)
+    return rows * arch.vocab * setup.sampler_bytes
 
 
 def _non_torch_bytes(setup: ServingSetup) -> float:

@@ -6,7 +6,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from placement.engines.base import EngineConfig
-from placement.memory import NON_TORCH_NCCL_V0_GIB, NON_TORCH_NCCL_V1_GIB, ServingSetup
+from placement.memory import (
+    NON_TORCH_NCCL_V0_GIB,
+    NON_TORCH_NCCL_V1_GIB,
+    SAMPLER_BYTES_FLASHINFER,
+    SAMPLER_BYTES_NATIVE,
+    SAMPLER_BYTES_V0,
+    ServingSetup,
+)
 
 # vLLM V1 raises its batch defaults on GPUs with at least 70 GiB, except the A100 (the device name is
 # checked: vllm/engine/arg_utils.py _set_default_args, tests/engine/test_arg_utils.py
@@ -16,6 +23,11 @@ SMALL_DEFAULTS_GPUS = ("a100",)
 VLLM_V1_SINCE = (0, 8)  # V1 became the default engine in vLLM 0.8.0
 VLLM_NCCL_OUTSIDE_SINCE = (0, 11)  # memory snapshot taken after NCCL init (v1/worker/gpu_worker.py)
 VLLM_GRAPHS_IN_BUDGET_SINCE = (0, 20)  # VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS default 1 (vllm/envs.py)
+# Which top-k/top-p sampler V1 profiles with (vllm/v1/sample/ops/topk_topp_sampler.py TopKTopPSampler):
+# up to 0.10 FlashInfer whenever it is installed (the images ship it; 0.10.1.1 logs on A100 show its
+# small peak); 0.11.0 logs show the native sort's peak on H100 and H200; 0.11.1-0.20 FlashInfer only on
+# VLLM_USE_FLASHINFER_SAMPLER=1 (native by default); from 0.21 FlashInfer by default (envs.py: True).
+VLLM_NATIVE_SAMPLER = ((0, 11), (0, 21))
 
 
 @dataclass(frozen=True)
@@ -141,6 +153,8 @@ def setup_for(
         cfg.enforce_eager,
         prec.native_mxfp4_experts,
         *_vllm_accounting(cfg),
+        _vllm_sampler_bytes(cfg),
+        _vllm_windowed_kv(cfg),
     )
 
 
@@ -174,6 +188,25 @@ def _vllm_accounting(cfg: EngineConfig) -> tuple[float, float, bool]:
     if v is not None and v[:2] < VLLM_NCCL_OUTSIDE_SINCE:
         return NON_TORCH_NCCL_V1_GIB, 0.0, False
     return 0.0, NON_TORCH_NCCL_V1_GIB, v is None or v[:2] >= VLLM_GRAPHS_IN_BUDGET_SINCE
+
+
+# vLLM turns its hybrid KV allocator off when asked, or when a KV connector or KV events are configured
+# (vllm/config/__init__.py VllmConfig.__post_init__); every layer then keeps whole sequences.
+_HYBRID_KV_OFF_FLAGS = ("disable-hybrid-kv-cache-manager", "kv-transfer-config", "kv-events-config")
+
+
+def _vllm_windowed_kv(cfg: EngineConfig) -> bool:
+    return not is_vllm_v0(cfg) and not any(flag in cfg.flags for flag in _HYBRID_KV_OFF_FLAGS)
+
+
+def _vllm_sampler_bytes(cfg: EngineConfig) -> float:
+    v = cfg.version
+    if v is None:
+        return SAMPLER_BYTES_FLASHINFER
+    if v[:2] < VLLM_V1_SINCE:
+        return SAMPLER_BYTES_V0
+    since, until = VLLM_NATIVE_SAMPLER
+    return SAMPLER_BYTES_NATIVE if since <= v[:2] < until else SAMPLER_BYTES_FLASHINFER
 
 
 def _sglang_mem_fraction(tp: int) -> float:
