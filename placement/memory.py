@@ -65,6 +65,7 @@ SAMPLER_BYTES_V0 = 6.0
 SAMPLER_LOGIT_COPIES = 1.5  # TGI: fp32 logits for its max-batch of sequences, half again for copies
 BLOCK_TOKENS = 16  # vLLM's default KV block size
 ACTIVATION_BYTES = 2  # bf16/fp16 activations
+MXFP4_BLOCK = 32  # values sharing one 8-bit scale
 # Outside the budget: the CUDA context (~0.45 GiB on recent drivers). CUDA graphs (unless eager) are
 # captured after the KV cache is allocated, outside the budget, up to vLLM 0.19; from 0.20 vLLM captures
 # the first graphs during profiling and subtracts the estimate from the KV budget
@@ -97,6 +98,7 @@ class ServingSetup(NamedTuple):
     graphs_in_budget: bool = False  # CUDA graph memory subtracted from the KV budget
     sampler_bytes: float = SAMPLER_BYTES_FLASHINFER  # vLLM: the sampler path's bytes per logit element
     windowed_kv: bool = True  # vLLM V1 hybrid allocator: sliding layers hold window - 1 + a chunk
+    mxfp4_layout: str = "nominal"  # vLLM's MoE kernel layout for mxfp4 experts (see _mxfp4_expert_bytes)
 
 
 @dataclass(frozen=True)
@@ -222,7 +224,39 @@ def _body_bytes(arch: ModelArch, body_params: int, setup: ServingSetup) -> float
     moe_layers = arch.layers - moe.dense_layers
     expert_params = moe_layers * moe.experts * 3 * arch.hidden * moe.moe_intermediate
     expert_params = min(expert_params, body_params)
-    return expert_params * WEIGHT_BYTES["mxfp4"] + (body_params - expert_params) * WEIGHT_BYTES["bf16"]
+    experts = _mxfp4_expert_bytes(arch, setup) if setup.mxfp4_layout != "nominal" else 0.0
+    experts = experts or expert_params * WEIGHT_BYTES["mxfp4"]
+    return experts + (body_params - expert_params) * WEIGHT_BYTES["bf16"]
+
+
+def _mxfp4_expert_bytes(arch: ModelArch, setup: ServingSetup) -> float:
+    """Bytes of the mxfp4 experts once vLLM has laid them out for its MoE kernel, times tp (the caller
+    divides by the ranks). vllm/model_executor/layers/quantization/mxfp4.py create_weights pads each
+    rank's intermediate size and the hidden size for the backend, and process_weights_after_loading
+    re-lays them out:
+    - triton (Hopper: triton_kernels matmul_ogs): intermediate to a multiple of 64; the swizzled copies
+      replace the weights, but the loaded scales stay registered beside their swizzled copies, and the
+      expert biases become fp32;
+    - marlin (Ampere, Ada: compute capability < 9): intermediate to 128, hidden to 256;
+    - flashinfer (Blackwell): intermediate and hidden to 256."""
+    assert arch.moe is not None
+    moe = arch.moe
+    inter = math.ceil(moe.moe_intermediate / setup.tp)
+    hidden = arch.hidden
+    layout = setup.mxfp4_layout
+    pad_inter, pad_hidden = {"triton": (64, 1), "marlin": (128, 256), "flashinfer": (256, 256)}[layout]
+    inter = _round_up(inter, pad_inter)
+    hidden = _round_up(hidden, pad_hidden)
+    values = 3 * hidden * inter  # gate, up and down projections of one expert on one rank
+    scale_copies = 2 if layout == "triton" else 1
+    per_expert = values * 0.5 + values / MXFP4_BLOCK * scale_copies
+    if layout == "triton":
+        per_expert += (2 * inter + hidden) * 2  # biases widened from bf16 to fp32
+    return (arch.layers - moe.dense_layers) * moe.experts * per_expert * setup.tp
+
+
+def _round_up(value: int, multiple: int) -> int:
+    return -(-value // multiple) * multiple
 
 
 def _replicated_kv_bytes(arch: ModelArch, setup: ServingSetup) -> float:

@@ -63,6 +63,7 @@ class Serving:
             self.explicit_max_num_seqs,
             tp,
             gpu.name,
+            gpu.compute_capability,
         )
 
     def estimate(self, gpu: GpuSpec, tp: int | None = None) -> MemoryEstimate:

@@ -79,7 +79,9 @@ def run(args: argparse.Namespace) -> int:
     prec = precision(cfg, resolved.arch.dtype, resolved.quant, args.dtype)
     max_len = args.max_model_len or default_max_model_len(cfg, resolved.arch.context)
     setup = setup_for(
-        cfg, prec, args.usable_gib or gpu.usable_gib, max_len, args.max_num_seqs, gpu_name=gpu.name
+        cfg, prec, args.usable_gib or gpu.usable_gib, max_len, args.max_num_seqs,
+        gpu_name=gpu.name,
+        compute_capability=gpu.compute_capability,
     )
     est = estimate(resolved.arch, setup)
     if args.output == "json":

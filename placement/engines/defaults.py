@@ -115,6 +115,7 @@ def setup_for(
     max_num_seqs: int | None = None,
     tp: int | None = None,
     gpu_name: str = "",
+    compute_capability: str = "",
 ) -> ServingSetup:
     """Fill in the engine's defaults for everything the config leaves unset; `tp` in place of the config's
     (what-if estimates at another tensor-parallel size). `gpu_name` is the device name CUDA reports, which
@@ -155,6 +156,7 @@ def setup_for(
         *_vllm_accounting(cfg),
         _vllm_sampler_bytes(cfg),
         _vllm_windowed_kv(cfg),
+        _vllm_mxfp4_layout(cfg, compute_capability) if prec.native_mxfp4_experts else "nominal",
     )
 
 
@@ -197,6 +199,15 @@ _HYBRID_KV_OFF_FLAGS = ("disable-hybrid-kv-cache-manager", "kv-transfer-config",
 
 def _vllm_windowed_kv(cfg: EngineConfig) -> bool:
     return not is_vllm_v0(cfg) and not any(flag in cfg.flags for flag in _HYBRID_KV_OFF_FLAGS)
+
+
+def _vllm_mxfp4_layout(cfg: EngineConfig, compute_capability: str) -> str:
+    """vLLM's mxfp4 MoE backend by GPU generation (vllm/model_executor/layers/quantization/mxfp4.py
+    get_mxfp4_backend): FlashInfer on Blackwell, triton_kernels on Hopper, Marlin below."""
+    if cfg.engine != "vllm" or not compute_capability:
+        return "nominal"
+    major = int(compute_capability.split(".")[0])
+    return "flashinfer" if major >= 10 else "triton" if major == 9 else "marlin"
 
 
 def _vllm_sampler_bytes(cfg: EngineConfig) -> float:
