@@ -99,6 +99,11 @@ class ServingSetup(NamedTuple):
     sampler_bytes: float = SAMPLER_BYTES_FLASHINFER  # vLLM: the sampler path's bytes per logit element
     windowed_kv: bool = True  # vLLM V1 hybrid allocator: sliding layers hold window - 1 + a chunk
     mxfp4_layout: str = "nominal"  # vLLM's MoE kernel layout for mxfp4 experts (see _mxfp4_expert_bytes)
+    # MLA models cached as full heads of this size (vLLM < 0.7.1: 256 up to 0.6.x, 192 in 0.7.0); 0 = latent
+    mla_head_dim: int = 0
+    # V0 took the profile's peak from free device memory, i.e. the allocator's reserved pool, where the
+    # forward's freed blocks stay cached beside the sampler's: the two add up (vllm/worker/worker.py).
+    reserved_peak: bool = False
 
 
 @dataclass(frozen=True)
@@ -273,6 +278,9 @@ def kv_bytes_per_token(arch: ModelArch, setup: ServingSetup) -> float:
     max_model_len x this (sliding-window layers hold at most their window)."""
     dtype_bytes = KV_BYTES[setup.kv_dtype]
     layers = math.ceil(arch.layers / setup.pp)
+    if arch.mla is not None and setup.mla_head_dim:
+        # vLLM before 0.7.1 cached full per-head K and V for DeepSeek models (see mla_head_dim).
+        return layers * 2 * math.ceil(arch.heads / setup.tp) * setup.mla_head_dim * dtype_bytes
     if arch.mla is not None:
         # One compressed latent plus the decoupled RoPE key, replicated on every TP rank.
         return layers * (arch.mla.kv_lora_rank + arch.mla.qk_rope_head_dim) * dtype_bytes
@@ -321,7 +329,10 @@ def activation_bytes_per_rank(arch: ModelArch, setup: ServingSetup) -> float:
     if setup.engine != "vllm":
         split = tp if setup.engine == "tgi" else 1
         return forward + setup.max_num_seqs * arch.vocab * 4 * SAMPLER_LOGIT_COPIES / split
-    # vLLM frees the forward's transients before sampling; the hidden states stay alive beside the sampler.
+    if setup.reserved_peak:
+        return forward + sampler_bytes(arch, setup)
+    # V1 reads the allocator's peak of allocated bytes: the forward's transients are freed before the
+    # sampler runs, and only the hidden states stay alive beside it.
     return max(forward, sampler_bytes(arch, setup) + tokens * h * ACTIVATION_BYTES)
 
 

@@ -203,3 +203,29 @@ def test_qwen3_32b_on_one_h100_is_refused_at_32k():
 )
 def test_parse_version_reads_release_numbers_and_stops_at_suffixes(text, version):
     assert parse_version(text) == version
+
+
+# --- MLA and V0 chunked prefill ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("version", "per_layer"),
+    [((0, 6, 6), 2 * 16 * 256 * 2), ((0, 7, 0), 2 * 16 * 192 * 2), ((0, 7, 1), 576 * 2)],
+)
+def test_mla_is_cached_as_full_heads_before_0_7_1_and_as_the_latent_after(version, per_layer):
+    est = run("deepseek-ai/DeepSeek-V2-Lite", "L40S", version, 4096)
+    assert kv_bytes_per_token(arch("deepseek-ai/DeepSeek-V2-Lite"), est.setup) == 27 * per_layer
+
+
+@pytest.mark.parametrize(("version", "tokens"), [((0, 5, 2), 65536), ((0, 5, 3), 2048), ((0, 6, 4), 2048)])
+def test_v0_turns_chunked_prefill_on_past_32k_only_from_0_5_3(version, tokens):
+    est = run("meta-llama/Llama-3.1-8B-Instruct", "H100", version, 65536)
+    assert est.setup.max_num_batched_tokens == tokens
+
+
+def test_v0_profile_peak_adds_forward_and_sampler_from_the_reserved_pool():
+    v0 = run("meta-llama/Llama-3.1-8B-Instruct", "A100-SXM-80GB", (0, 6, 4), 16000)
+    v1 = run("meta-llama/Llama-3.1-8B-Instruct", "A100-SXM-80GB", (0, 10, 1), 16000)
+    assert v0.setup.reserved_peak and not v1.setup.reserved_peak
+    model = arch("meta-llama/Llama-3.1-8B-Instruct")
+    assert v0.activation_bytes > sampler_bytes(model, v0.setup)

@@ -28,6 +28,8 @@ VLLM_GRAPHS_IN_BUDGET_SINCE = (0, 20)  # VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPH
 # small peak); 0.11.0 logs show the native sort's peak on H100 and H200; 0.11.1-0.20 FlashInfer only on
 # VLLM_USE_FLASHINFER_SAMPLER=1 (native by default); from 0.21 FlashInfer by default (envs.py: True).
 VLLM_NATIVE_SAMPLER = ((0, 11), (0, 21))
+VLLM_MLA_SINCE = (0, 7, 1)  # latent-only MLA KV cache
+VLLM_AUTO_CHUNKED_SINCE = (0, 5, 3)  # V0 turns chunked prefill on by itself past 32K context
 
 
 @dataclass(frozen=True)
@@ -157,6 +159,8 @@ def setup_for(
         _vllm_sampler_bytes(cfg),
         _vllm_windowed_kv(cfg),
         _vllm_mxfp4_layout(cfg, compute_capability) if prec.native_mxfp4_experts else "nominal",
+        _vllm_mla_head_dim(cfg),
+        is_vllm_v0(cfg),
     )
 
 
@@ -169,9 +173,12 @@ def _vllm_batch_defaults(
     tokens: int | None,
 ) -> tuple[int, int]:
     if is_vllm_v0(cfg):
-        # V0 turned chunked prefill on by itself only past 32K context; without it a step holds a whole
-        # prompt, so the profile runs max(max_model_len, 2048) tokens.
-        chunked = cfg.chunked_prefill if cfg.chunked_prefill is not None else max_model_len > 32768
+        # V0 turned chunked prefill on by itself only past 32K context, from 0.5.3 (vllm/engine/arg_utils.py
+        # create_engine_config); without it a step holds a whole prompt, so the profile runs
+        # max(max_model_len, 2048) tokens.
+        release = cfg.version or VLLM_V1_SINCE
+        auto = max_model_len > 32768 and release[:3] >= VLLM_AUTO_CHUNKED_SINCE
+        chunked = cfg.chunked_prefill if cfg.chunked_prefill is not None else auto
         default_tokens = 2048 if chunked else max(max_model_len, 2048)
         return seqs or 256, tokens or default_tokens
     name = gpu_name.lower()
@@ -199,6 +206,15 @@ _HYBRID_KV_OFF_FLAGS = ("disable-hybrid-kv-cache-manager", "kv-transfer-config",
 
 def _vllm_windowed_kv(cfg: EngineConfig) -> bool:
     return not is_vllm_v0(cfg) and not any(flag in cfg.flags for flag in _HYBRID_KV_OFF_FLAGS)
+
+
+def _vllm_mla_head_dim(cfg: EngineConfig) -> int:
+    """vLLM cached DeepSeek's MLA as a compressed latent only from 0.7.1 (config.py ModelConfig.use_mla);
+    before, every head's K and V, 192 wide (qk_nope + qk_rope) in 0.7.0, padded to 256 up to 0.6.x."""
+    v = cfg.version
+    if cfg.engine != "vllm" or v is None or v[:3] >= VLLM_MLA_SINCE:
+        return 0
+    return 192 if v[:2] >= (0, 7) else 256
 
 
 def _vllm_mxfp4_layout(cfg: EngineConfig, compute_capability: str) -> str:
