@@ -483,7 +483,8 @@ def test_tier_label_not_in_the_catalog_is_info_not_a_guess(ctx):
 def test_the_image_tag_release_decides_gpt_oss_120b_at_131k_on_one_h100(ctx):
     # vllm#27508: vLLM 0.11.0 refused this (its native sampler's profile peak leaves too little for the KV
     # cache); releases that sample with FlashInfer (0.21 on, the default for an untagged image) leave room.
-    args = ("--max-model-len", "131072", "--gpu-memory-utilization", "0.95", "--max-num-batched-tokens", "1024")
+    args = ("--max-model-len", "131072", "--gpu-memory-utilization", "0.95")
+    args += ("--max-num-batched-tokens", "1024")
     pinned = run(ctx, vllm("openai/gpt-oss-120b", *args, product=H100, image="vllm/vllm-openai:v0.11.0"))
     assert Code.OOM_RISK.value in codes(pinned)
     latest = run(ctx, vllm("openai/gpt-oss-120b", *args, product=H100, image="vllm/vllm-openai:latest"))
