@@ -69,6 +69,21 @@ ROW_NOTES: dict[str, str] = {
         "vllm#21348 ran with an LMCache KV connector on vLLM 0.9; the maintainers tie the small KV cache to "
         "that release's profiling (vllm#19312), not to the model"
     ),
+    "R36": (
+        "verdict right (refused). The traceback runs from /opt/conda/envs/vllm_env/.../python3.13: a pip "
+        "install, without the optional triton_kernels package, so vLLM 0.11 falls back to the Marlin mxfp4 "
+        "layout on H100 (mxfp4.py get_mxfp4_backend), which pads the experts; an image tag cannot say "
+        "that, so the table uses the image's triton layout (see the Marlin figure below)"
+    ),
+    "R39": (
+        "vLLM 0.2.7 (January 2024), not a current release: it counted every byte in use on the device as "
+        "used (worker.py profile_num_available_blocks: total x util - (total - free)) and profiled a "
+        "32768-token batch through Mixtral's AWQ layers; that release's peak is not modelled. Verdict right"
+    ),
+}
+# Rows whose log shows a deployment an image tag cannot express: (field of ServingSetup, value, label).
+ALTERNATIVES: dict[str, tuple[str, str, str]] = {
+    "R36": ("mxfp4_layout", "marlin", "with the Marlin layout of a pip install without triton_kernels"),
 }
 
 # Settings a row's own logged figures contradict: (field, value used, why). Printed with the table.
@@ -374,6 +389,19 @@ def print_still_off(results: list[Result]) -> None:
         print(f"  {r.case.id} {r.case.engine} {r.case.model} ({figure}): {why}")
     if not any_off:
         print("  none")
+    for r in results:
+        alt = ALTERNATIVES.get(r.case.id)
+        if alt is None or r.est is None:
+            continue
+        model = default_model_catalog().resolve(r.case.model)
+        assert model is not None
+        est = estimate(model.arch, r.est.setup._replace(**{alt[0]: alt[1]}))
+        kv = est.kv_bytes / GIB
+        logged = f" (logged {r.case.kv_gib:.2f}, {_rel(kv, r.case.kv_gib):+.1%})" if r.case.kv_gib else ""
+        print(
+            f"  {r.case.id} {alt[2]}: weights {est.weights_bytes / GIB:.2f} GiB, KV {kv:.2f} GiB"
+            f"{logged}, {'fits' if est.fits else 'refused'}"
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
