@@ -316,14 +316,7 @@ def activation_bytes_per_rank(arch: ModelArch, setup: ServingSetup) -> float:
     """
     tokens = setup.max_num_batched_tokens
     h, tp = arch.hidden, setup.tp
-    dense_width = 3 * h + 3 * arch.intermediate / tp
-    width = dense_width
-    if arch.moe is not None:
-        moe = arch.moe
-        moe_width = 3 * h + moe.experts_per_token * (3 * moe.moe_intermediate / tp + h)
-        moe_width += moe.shared_experts * 3 * moe.moe_intermediate / tp
-        width = max(moe_width, dense_width if moe.dense_layers else 0)
-    forward = tokens * width * ACTIVATION_BYTES
+    forward = forward_bytes(arch, setup)
     if setup.engine == "sglang":
         return forward  # outside the static budget; not part of the KV rule
     if setup.engine != "vllm":
@@ -334,6 +327,19 @@ def activation_bytes_per_rank(arch: ModelArch, setup: ServingSetup) -> float:
     # V1 reads the allocator's peak of allocated bytes: the forward's transients are freed before the
     # sampler runs, and only the hidden states stay alive beside it.
     return max(forward, sampler_bytes(arch, setup) + tokens * h * ACTIVATION_BYTES)
+
+
+def forward_bytes(arch: ModelArch, setup: ServingSetup) -> float:
+    """The profile forward's peak: one layer's widest point for max_num_batched_tokens tokens."""
+    h, tp = arch.hidden, setup.tp
+    dense_width = 3 * h + 3 * arch.intermediate / tp
+    width = dense_width
+    if arch.moe is not None:
+        moe = arch.moe
+        moe_width = 3 * h + moe.experts_per_token * (3 * moe.moe_intermediate / tp + h)
+        moe_width += moe.shared_experts * 3 * moe.moe_intermediate / tp
+        width = max(moe_width, dense_width if moe.dense_layers else 0)
+    return setup.max_num_batched_tokens * width * ACTIVATION_BYTES
 
 
 def sampler_bytes(arch: ModelArch, setup: ServingSetup) -> float:
