@@ -489,3 +489,13 @@ def test_the_image_tag_release_decides_gpt_oss_120b_at_131k_on_one_h100(ctx):
     assert Code.OOM_RISK.value in codes(pinned)
     latest = run(ctx, vllm("openai/gpt-oss-120b", *args, product=H100, image="vllm/vllm-openai:latest"))
     assert Code.OOM_RISK.value not in codes(latest)
+
+
+def test_advice_that_is_only_another_tier_reads_pin_not_use_pin(ctx):
+    # One L40S cannot hold Llama-3.3-70B in FP8; an A100 80GB can, for less than two L40S.
+    found = run(
+        ctx,
+        vllm("RedHatAI/Llama-3.3-70B-Instruct-FP8-dynamic", "--max-model-len", "8192", product=L40S),
+    )
+    message = by_code(found, Code.OOM_RISK).message
+    assert "Use pin" not in message and "Pin NVIDIA-A100" in message

@@ -329,7 +329,8 @@ def suggest_fix(s: Serving, ctx: CheckContext, gpu: GpuSpec, est: MemoryEstimate
         options.append("an FP8 build")
     if not options:
         return "No catalog GPU holds it at up to tp=8; use a smaller or quantized model, or multi-node PP."
-    return "Use " + " or ".join(options[:3]) + "."
+    advice = " or ".join(options[:3])
+    return f"Pin {advice[4:]}." if advice.startswith("pin ") else f"Use {advice}."
 
 
 def _more_tp(s: Serving, gpu: GpuSpec, tp: int) -> int | None:
