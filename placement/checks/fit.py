@@ -329,8 +329,12 @@ def suggest_fix(s: Serving, ctx: CheckContext, gpu: GpuSpec, est: MemoryEstimate
         options.append("an FP8 build")
     if not options:
         return "No catalog GPU holds it at up to tp=8; use a smaller or quantized model, or multi-node PP."
-    advice = " or ".join(options[:3])
-    return f"Pin {advice[4:]}." if advice.startswith("pin ") else f"Use {advice}."
+    first, *rest = options[:3]
+    if not first.startswith("pin "):
+        return "Use " + " or ".join(options[:3]) + "."
+    # "Pin X or use an FP8 build.", never "Use pin X".
+    others = "".join(f" or {o}" if o.startswith("pin ") else f" or use {o}" for o in rest)
+    return f"Pin {first[4:]}{others}."
 
 
 def _more_tp(s: Serving, gpu: GpuSpec, tp: int) -> int | None:
