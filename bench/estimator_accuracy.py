@@ -385,8 +385,10 @@ def print_still_off(results: list[Result]) -> None:
             continue
         any_off = True
         why = r.error or ROW_NOTES.get(r.case.id, "no mechanism found yet")
-        figure = f"KV {err:+.1%}" if err is not None else "verdict"
-        print(f"  {r.case.id} {r.case.engine} {r.case.model} ({figure}): {why}")
+        parts = ([] if r.verdict_right else ["verdict wrong"]) + (
+            [f"KV {err:+.1%}"] if err is not None else []
+        )
+        print(f"  {r.case.id} {r.case.engine} {r.case.model} ({', '.join(parts)}): {why}")
     if not any_off:
         print("  none")
     for r in results:
