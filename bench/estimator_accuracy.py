@@ -32,7 +32,7 @@ import statistics
 import sys
 from collections.abc import Iterable
 from contextlib import redirect_stdout
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -68,6 +68,32 @@ ROW_NOTES: dict[str, str] = {
     "M04": (
         "vllm#21348 ran with an LMCache KV connector on vLLM 0.9; the maintainers tie the small KV cache to "
         "that release's profiling (vllm#19312), not to the model"
+    ),
+    "R36": (
+        "verdict right (refused). The traceback runs from /opt/conda/envs/vllm_env/.../python3.13: a pip "
+        "install, without the optional triton_kernels package, so vLLM 0.11 falls back to the Marlin mxfp4 "
+        "layout on H100 (mxfp4.py get_mxfp4_backend), which pads the experts; an image tag cannot say "
+        "that, so the table uses the image's triton layout (see the Marlin figure below)"
+    ),
+    "R39": (
+        "vLLM 0.2.7 (January 2024), not a current release: it counted every byte in use on the device as "
+        "used (worker.py profile_num_available_blocks: total x util - (total - free)) and profiled a "
+        "32768-token batch through Mixtral's AWQ layers; that release's peak is not modelled. Verdict right"
+    ),
+}
+# Rows whose log shows a deployment an image tag cannot express: (field of ServingSetup, value, label).
+ALTERNATIVES: dict[str, tuple[str, str, str]] = {
+    "R36": ("mxfp4_layout", "marlin", "with the Marlin layout of a pip install without triton_kernels"),
+}
+
+# Settings a row's own logged figures contradict: (field, value used, why). Printed with the table.
+CORRECTIONS: dict[str, tuple[str, float, str]] = {
+    "R18": (
+        "fraction",
+        0.95,
+        "the file says util 0.9, but the run's own logged terms (weights 64.38 + peak activation 7.38 + "
+        "non-torch 0.13 + KV 3.33 GiB, llm-d's table) add up to 75.22 GiB = 0.95 x 79.18 GiB; at 0.9 the "
+        "budget is 71.26 GiB, 3.96 GiB short of what the engine logged using",
     ),
 }
 
@@ -202,6 +228,11 @@ def read_startup_logs(path: Path) -> list[Case]:
     return cases
 
 
+def corrected(case: Case) -> Case:
+    fix = CORRECTIONS.get(case.id)
+    return replace(case, **{fix[0]: fix[1]}) if fix else case
+
+
 def evaluate(case: Case) -> Result:
     models, gpus = default_model_catalog(), default_gpu_catalog()
     resolved = models.resolve(case.model)
@@ -225,7 +256,15 @@ def evaluate(case: Case) -> Result:
     )
     prec = precision(cfg, resolved.arch.dtype, resolved.quant, case.dtype)
     max_len = case.max_model_len or resolved.arch.context
-    setup = setup_for(cfg, prec, usable, max_len, case.max_num_seqs)
+    setup = setup_for(
+        cfg,
+        prec,
+        usable,
+        max_len,
+        case.max_num_seqs,
+        gpu_name=gpu.name if gpu else case.gpu,
+        compute_capability=gpu.compute_capability if gpu else "",
+    )
     return Result(case, estimate(resolved.arch, setup), gpu_known=gpu_known)
 
 
@@ -346,10 +385,25 @@ def print_still_off(results: list[Result]) -> None:
             continue
         any_off = True
         why = r.error or ROW_NOTES.get(r.case.id, "no mechanism found yet")
-        figure = f"KV {err:+.1%}" if err is not None else "verdict"
-        print(f"  {r.case.id} {r.case.engine} {r.case.model} ({figure}): {why}")
+        parts = ([] if r.verdict_right else ["verdict wrong"]) + (
+            [f"KV {err:+.1%}"] if err is not None else []
+        )
+        print(f"  {r.case.id} {r.case.engine} {r.case.model} ({', '.join(parts)}): {why}")
     if not any_off:
         print("  none")
+    for r in results:
+        alt = ALTERNATIVES.get(r.case.id)
+        if alt is None or r.est is None:
+            continue
+        model = default_model_catalog().resolve(r.case.model)
+        assert model is not None
+        est = estimate(model.arch, r.est.setup._replace(**{alt[0]: alt[1]}))
+        kv = est.kv_bytes / GIB
+        logged = f" (logged {r.case.kv_gib:.2f}, {_rel(kv, r.case.kv_gib):+.1%})" if r.case.kv_gib else ""
+        print(
+            f"  {r.case.id} {alt[2]}: weights {est.weights_bytes / GIB:.2f} GiB, KV {kv:.2f} GiB"
+            f"{logged}, {'fits' if est.fits else 'refused'}"
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -371,8 +425,10 @@ def main(argv: list[str] | None = None) -> int:
     cases = read_measurements(files[0]) + read_startup_logs(files[1])
     out = io.StringIO()
     with redirect_stdout(out):
-        results = [evaluate(c) for c in cases]
+        results = [evaluate(corrected(c)) for c in cases]
         print_table(results)
+        for row_id, (name, value, why) in CORRECTIONS.items():
+            print(f"{row_id}: {name} {value} used: {why}")
         missed = summarise(results)
     print(out.getvalue(), end="")
     if args.write:

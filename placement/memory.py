@@ -39,13 +39,37 @@ KV_BYTES = {"fp32": 4, "bf16": 2, "fp16": 2, "fp8": 1, "int8": 1}
 
 # Memory the engine uses outside PyTorch's allocator inside the budget (cuBLAS workspaces, NCCL and
 # custom all-reduce buffers). vLLM logs it as `non_torch_memory`: ~0.2 GiB on one GPU (vllm#14447 logs on
-# RTX 3090), about 1.8 GiB more per rank once NCCL is up (vllm#10511: Llama-3-8B tp=1 vs tp=2 on H100).
+# RTX 3090). What NCCL adds per rank depends on when vLLM takes its baseline snapshot:
+# - V0 (< 0.8): about 1.8 GiB inside the budget (vllm#10511: Llama-3-8B tp=1 vs tp=2 on H100);
+# - V1 before 0.11: the worker snapshots memory before init_worker_distributed_environment, so NCCL and
+#   custom all-reduce buffers count inside the budget; 0.10.1.1 logs on 2 x A100 show ~0.25 GiB more per
+#   rank at tp=2 than at tp=1, the smaller activation at tp=2 allowed for;
+# - 0.11 on: the snapshot follows the distributed init (vllm/v1/worker/gpu_worker.py init_device), so that
+#   memory is outside the budget and has to fit in the headroom beside the CUDA context.
 NON_TORCH_SINGLE_GIB = 0.2
-NON_TORCH_NCCL_GIB = 1.8
-# The profile run samples max_num_seqs rows of fp32 logits; softmax and top-k/p copies add about half again.
-SAMPLER_LOGIT_COPIES = 1.5
+NON_TORCH_NCCL_V0_GIB = 1.8
+NON_TORCH_NCCL_V1_GIB = 0.25
+# The profile run ends with a dummy sampler step over R = min(max_num_seqs, max_num_batched_tokens) rows of
+# full-vocabulary logits (vllm/v1/worker/gpu_model_runner.py _dummy_sampler_run: every TP rank holds the
+# all-gathered logits; top-k = vocab-1 and top-p 0.9 are both on). Its peak is bytes per (row x vocab)
+# element, by sampler path (vllm/v1/sample/ops/topk_topp_sampler.py):
+# - FlashInfer: bf16 logits 2 + their fp32 copy 4 + top-k-masked logits 4 + probabilities 4 = 14;
+# - PyTorch native (apply_top_k_top_p sorts the row): bf16 2 + fp32 4 + sort input indices (int64) 8 +
+#   sorted values 4 + sorted indices 8 + the segmented radix sort's double buffers 12 = 38. vLLM 0.11
+#   logs on H100 at 1024 rows show 38.4-38.9 B per element for four vocabularies (llm-d's
+#   empirical-vllm-memory-results.md: Llama-3.1-8B 4.76 GiB, Qwen3 5.56-5.64, gpt-oss 7.38);
+# - V0 (< 0.8): max_num_seqs rows of fp32 logits with softmax/top-k/p copies, about 6.
+SAMPLER_BYTES_FLASHINFER = 14.0
+SAMPLER_BYTES_NATIVE = 38.0
+SAMPLER_BYTES_V0 = 6.0
+SAMPLER_LOGIT_COPIES = 1.5  # TGI: fp32 logits for its max-batch of sequences, half again for copies
+BLOCK_TOKENS = 16  # vLLM's default KV block size
 ACTIVATION_BYTES = 2  # bf16/fp16 activations
-# Outside the budget: the CUDA context (~0.45 GiB on recent drivers) and CUDA graphs unless eager.
+MXFP4_BLOCK = 32  # values sharing one 8-bit scale
+# Outside the budget: the CUDA context (~0.45 GiB on recent drivers). CUDA graphs (unless eager) are
+# captured after the KV cache is allocated, outside the budget, up to vLLM 0.19; from 0.20 vLLM captures
+# the first graphs during profiling and subtracts the estimate from the KV budget
+# (VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS defaults to 1 in vllm/envs.py, vllm#30515).
 CUDA_CONTEXT_GIB = 0.45
 CUDA_GRAPHS_GIB = 0.25
 # An engine that caps the context to its pool still refuses to start on a pool this small: SGLang asserts
@@ -89,6 +113,18 @@ class ServingSetup(NamedTuple):
     pp: int = 1
     enforce_eager: bool = False
     native_mxfp4_experts: bool = False  # gpt-oss: only the experts are mxfp4, the rest bf16
+    # The engine release's accounting (engines/defaults.py decides them from the version).
+    nccl_in_budget_gib: float = 0.0  # NCCL memory per rank counted inside the budget (tp*pp > 1)
+    nccl_outside_gib: float = NON_TORCH_NCCL_V1_GIB  # ... or outside it, in the headroom
+    graphs_in_budget: bool = False  # CUDA graph memory subtracted from the KV budget
+    sampler_bytes: float = SAMPLER_BYTES_FLASHINFER  # vLLM: the sampler path's bytes per logit element
+    windowed_kv: bool = True  # vLLM V1 hybrid allocator: sliding layers hold window - 1 + a chunk
+    mxfp4_layout: str = "nominal"  # vLLM's MoE kernel layout for mxfp4 experts (see _mxfp4_expert_bytes)
+    # MLA models cached as full heads of this size (vLLM < 0.7.1: 256 up to 0.6.x, 192 in 0.7.0); 0 = latent
+    mla_head_dim: int = 0
+    # V0 took the profile's peak from free device memory, i.e. the allocator's reserved pool, where the
+    # forward's freed blocks stay cached beside the sampler's: the two add up (vllm/worker/worker.py).
+    reserved_peak: bool = False
     # The engine release (from the image tag or --engine-version); None: the latest semantics.
     version: tuple[int, ...] | None = None
     # The engine shortens the context to what its KV pool holds instead of refusing to start: SGLang
@@ -104,6 +140,7 @@ class MemoryEstimate:
     weights_bytes: float
     activation_bytes: float
     non_torch_bytes: float
+    graphs_bytes: float  # CUDA graphs (0 when eager); inside the budget or outside, per graphs_in_budget
     kv_bytes: float  # memory left for the KV cache (may be negative)
     kv_bytes_per_token: float
     kv_tokens: int
@@ -167,13 +204,16 @@ def estimate(arch: ModelArch, setup: ServingSetup) -> MemoryEstimate:
     weights = weight_bytes_per_rank(arch, setup)
     activation = activation_bytes_per_rank(arch, setup)
     non_torch = _non_torch_bytes(setup)
+    graphs = 0.0 if setup.enforce_eager else CUDA_GRAPHS_GIB * GIB
+    inside_graphs = graphs if setup.graphs_in_budget and setup.engine == "vllm" else 0.0
     per_token = kv_bytes_per_token(arch, setup)
     if setup.engine == "tgi":
         budget, kv = _tgi_kv_memory(setup, usable, weights, activation, non_torch, per_token)
     else:
-        budget, kv = _kv_memory(setup, usable, weights, activation, non_torch)
+        budget, kv = _kv_memory(setup, usable, weights, activation, non_torch + inside_graphs)
     kv_tokens = int(kv // per_token) if kv > 0 else 0
-    outside = (CUDA_CONTEXT_GIB + (0 if setup.enforce_eager else CUDA_GRAPHS_GIB)) * GIB
+    nccl_outside = setup.nccl_outside_gib * GIB if setup.tp * setup.pp > 1 else 0.0
+    outside = CUDA_CONTEXT_GIB * GIB + (graphs - inside_graphs) + nccl_outside
     return MemoryEstimate(
         setup=setup,
         usable_bytes=usable,
@@ -181,6 +221,7 @@ def estimate(arch: ModelArch, setup: ServingSetup) -> MemoryEstimate:
         weights_bytes=weights,
         activation_bytes=activation,
         non_torch_bytes=non_torch,
+        graphs_bytes=graphs,
         kv_bytes=kv,
         kv_bytes_per_token=per_token,
         kv_tokens=kv_tokens,
@@ -300,7 +341,39 @@ def _body_bytes(arch: ModelArch, body_params: int, setup: ServingSetup) -> float
     moe_layers = arch.layers - moe.dense_layers
     expert_params = moe_layers * moe.experts * 3 * arch.hidden * moe.moe_intermediate
     expert_params = min(expert_params, body_params)
-    return expert_params * WEIGHT_BYTES["mxfp4"] + (body_params - expert_params) * WEIGHT_BYTES["bf16"]
+    experts = _mxfp4_expert_bytes(arch, setup) if setup.mxfp4_layout != "nominal" else 0.0
+    experts = experts or expert_params * WEIGHT_BYTES["mxfp4"]
+    return experts + (body_params - expert_params) * WEIGHT_BYTES["bf16"]
+
+
+def _mxfp4_expert_bytes(arch: ModelArch, setup: ServingSetup) -> float:
+    """Bytes of the mxfp4 experts once vLLM has laid them out for its MoE kernel, times tp (the caller
+    divides by the ranks). vllm/model_executor/layers/quantization/mxfp4.py create_weights pads each
+    rank's intermediate size and the hidden size for the backend, and process_weights_after_loading
+    re-lays them out:
+    - triton (Hopper: triton_kernels matmul_ogs): intermediate to a multiple of 64; the swizzled copies
+      replace the weights, but the loaded scales stay registered beside their swizzled copies, and the
+      expert biases become fp32;
+    - marlin (Ampere, Ada: compute capability < 9): intermediate to 128, hidden to 256;
+    - flashinfer (Blackwell): intermediate and hidden to 256."""
+    assert arch.moe is not None
+    moe = arch.moe
+    inter = math.ceil(moe.moe_intermediate / setup.tp)
+    hidden = arch.hidden
+    layout = setup.mxfp4_layout
+    pad_inter, pad_hidden = {"triton": (64, 1), "marlin": (128, 256), "flashinfer": (256, 256)}[layout]
+    inter = _round_up(inter, pad_inter)
+    hidden = _round_up(hidden, pad_hidden)
+    values = 3 * hidden * inter  # gate, up and down projections of one expert on one rank
+    scale_copies = 2 if layout == "triton" else 1
+    per_expert = values * 0.5 + values / MXFP4_BLOCK * scale_copies
+    if layout == "triton":
+        per_expert += (2 * inter + hidden) * 2  # biases widened from bf16 to fp32
+    return (arch.layers - moe.dense_layers) * moe.experts * per_expert * setup.tp
+
+
+def _round_up(value: int, multiple: int) -> int:
+    return -(-value // multiple) * multiple
 
 
 def _replicated_kv_bytes(arch: ModelArch, setup: ServingSetup) -> float:
@@ -317,16 +390,34 @@ def kv_bytes_per_token(arch: ModelArch, setup: ServingSetup) -> float:
     max_model_len x this (sliding-window layers hold at most their window)."""
     dtype_bytes = KV_BYTES[setup.kv_dtype]
     layers = math.ceil(arch.layers / setup.pp)
+    if arch.mla is not None and setup.mla_head_dim:
+        # vLLM before 0.7.1 cached full per-head K and V for DeepSeek models (see mla_head_dim).
+        return layers * 2 * math.ceil(arch.heads / setup.tp) * setup.mla_head_dim * dtype_bytes
     if arch.mla is not None:
         # One compressed latent plus the decoupled RoPE key, replicated on every TP rank.
         return layers * (arch.mla.kv_lora_rank + arch.mla.qk_rope_head_dim) * dtype_bytes
     per_layer = 2 * math.ceil(arch.kv_heads / setup.tp) * arch.head_dim * dtype_bytes
     sw = arch.sliding_window
-    if sw is None or sw.window >= setup.max_model_len:
+    held = _window_tokens(arch, setup)
+    if sw is None or held >= setup.max_model_len:
         return layers * per_layer
     sliding = math.ceil(sw.sliding_layers / setup.pp)
     full = layers - sliding
-    return per_layer * (full + sliding * sw.window / setup.max_model_len)
+    return per_layer * (full + sliding * held / setup.max_model_len)
+
+
+def _window_tokens(arch: ModelArch, setup: ServingSetup) -> int:
+    """Tokens of one sequence a sliding-window layer keeps. vLLM V1 (vllm/v1/kv_cache_interface.py
+    SlidingWindowSpec.max_memory_usage_bytes) keeps window - 1 + one prefill chunk, plus a block; without
+    its hybrid allocator every layer keeps the whole sequence."""
+    sw = arch.sliding_window
+    if sw is None:
+        return setup.max_model_len
+    if setup.engine != "vllm":
+        return sw.window
+    if not setup.windowed_kv:
+        return setup.max_model_len
+    return min(sw.window - 1 + setup.max_num_batched_tokens, setup.max_model_len) + BLOCK_TOKENS
 
 
 def activation_bytes_per_rank(arch: ModelArch, setup: ServingSetup) -> float:
@@ -336,6 +427,24 @@ def activation_bytes_per_rank(arch: ModelArch, setup: ServingSetup) -> float:
     activation outputs next to the residual stream (dense), or the fused-MoE caches for top-k experts.
     """
     tokens = setup.max_num_batched_tokens
+    h = arch.hidden
+    forward = forward_bytes(arch, setup)
+    if setup.engine == "sglang":
+        return forward  # outside the static budget; not part of the KV rule
+    if setup.engine == "tgi":
+        # The warm-up keeps the logits of every prefill token (see TGI_PREFILL_LOGIT_COPIES).
+        return forward + tokens * arch.vocab * ACTIVATION_BYTES * TGI_PREFILL_LOGIT_COPIES
+    if setup.engine != "vllm":
+        return forward + setup.max_num_seqs * arch.vocab * 4 * SAMPLER_LOGIT_COPIES
+    if setup.reserved_peak:
+        return forward + sampler_bytes(arch, setup)
+    # V1 reads the allocator's peak of allocated bytes: the forward's transients are freed before the
+    # sampler runs, and only the hidden states stay alive beside it.
+    return max(forward, sampler_bytes(arch, setup) + tokens * h * ACTIVATION_BYTES)
+
+
+def forward_bytes(arch: ModelArch, setup: ServingSetup) -> float:
+    """The profile forward's peak: one layer's widest point for max_num_batched_tokens tokens."""
     h, tp = arch.hidden, setup.tp
     dense_width = 3 * h + 3 * arch.intermediate / tp
     width = dense_width
@@ -344,16 +453,15 @@ def activation_bytes_per_rank(arch: ModelArch, setup: ServingSetup) -> float:
         moe_width = 3 * h + moe.experts_per_token * (3 * moe.moe_intermediate / tp + h)
         moe_width += moe.shared_experts * 3 * moe.moe_intermediate / tp
         width = max(moe_width, dense_width if moe.dense_layers else 0)
-    forward = tokens * width * ACTIVATION_BYTES
-    if setup.engine == "sglang":
-        return forward  # outside the static budget; not part of the KV rule
-    if setup.engine == "tgi":
-        # The warm-up keeps the logits of every prefill token (see TGI_PREFILL_LOGIT_COPIES).
-        return forward + tokens * arch.vocab * ACTIVATION_BYTES * TGI_PREFILL_LOGIT_COPIES
-    sampler = setup.max_num_seqs * arch.vocab * 4 * SAMPLER_LOGIT_COPIES
-    return forward + sampler
+    return setup.max_num_batched_tokens * width * ACTIVATION_BYTES
+
+
+def sampler_bytes(arch: ModelArch, setup: ServingSetup) -> float:
+    """Peak of vLLM's dummy sampler step (see SAMPLER_BYTES_*)."""
+    rows = min(setup.max_num_seqs, setup.max_num_batched_tokens)
+    return rows * arch.vocab * setup.sampler_bytes
 
 
 def _non_torch_bytes(setup: ServingSetup) -> float:
-    nccl = NON_TORCH_NCCL_GIB if setup.tp * setup.pp > 1 else 0.0
+    nccl = setup.nccl_in_budget_gib if setup.tp * setup.pp > 1 else 0.0
     return (NON_TORCH_SINGLE_GIB + nccl) * GIB

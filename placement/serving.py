@@ -62,6 +62,8 @@ class Serving:
             self.max_model_len(),
             self.explicit_max_num_seqs,
             tp,
+            gpu.name,
+            gpu.compute_capability,
         )
 
     def estimate(self, gpu: GpuSpec, tp: int | None = None) -> MemoryEstimate:

@@ -111,7 +111,8 @@ def test_no_advice_to_split_over_two_older_gpus_when_one_current_gpu_holds_it():
     f = by_code(run(obj), Code.OOM_RISK)
     l4, t4 = CTX.gpus.get("L4"), CTX.gpus.get("T4")
     assert l4.price_per_hour <= 2 * t4.price_per_hour
-    assert "pin NVIDIA-L4" in f.message and "--tensor-parallel-size 2 on" not in f.message
+    assert "Pin NVIDIA-L4 or use an FP8 build." in f.message
+    assert "--tensor-parallel-size 2 on" not in f.message
 
 
 def test_splitting_is_still_advised_when_no_single_gpu_is_cheaper():

@@ -478,3 +478,24 @@ def test_tier_label_not_in_the_catalog_is_info_not_a_guess(ctx):
     found = run(ctx, vllm("meta-llama/Llama-3.1-70B-Instruct", product="NVIDIA-Future-GPU-512GB"))
     assert [f.code for f in found] == [Code.UNKNOWN_MODEL]
     assert "NVIDIA-Future-GPU-512GB is not in the GPU catalog" in found[0].message
+
+
+def test_the_image_tag_release_decides_gpt_oss_120b_at_131k_on_one_h100(ctx):
+    # vllm#27508: vLLM 0.11.0 refused this (its native sampler's profile peak leaves too little for the KV
+    # cache); releases that sample with FlashInfer (0.21 on, the default for an untagged image) leave room.
+    args = ("--max-model-len", "131072", "--gpu-memory-utilization", "0.95")
+    args += ("--max-num-batched-tokens", "1024")
+    pinned = run(ctx, vllm("openai/gpt-oss-120b", *args, product=H100, image="vllm/vllm-openai:v0.11.0"))
+    assert Code.OOM_RISK.value in codes(pinned)
+    latest = run(ctx, vllm("openai/gpt-oss-120b", *args, product=H100, image="vllm/vllm-openai:latest"))
+    assert Code.OOM_RISK.value not in codes(latest)
+
+
+def test_advice_that_is_only_another_tier_reads_pin_not_use_pin(ctx):
+    # One L40S cannot hold Llama-3.3-70B in FP8; an A100 80GB can, for less than two L40S.
+    found = run(
+        ctx,
+        vllm("RedHatAI/Llama-3.3-70B-Instruct-FP8-dynamic", "--max-model-len", "8192", product=L40S),
+    )
+    message = by_code(found, Code.OOM_RISK).message
+    assert "Use pin" not in message and "Pin NVIDIA-A100" in message

@@ -146,3 +146,56 @@ def test_explain_prints_the_breakdown_and_verdict(capsys):
 def test_explain_unknown_gpu_is_usage_error(capsys):
     assert main(["explain", "meta-llama/Llama-3.1-8B", "--gpu", "Voodoo-5"]) == 2
     assert "--gpu 'Voodoo-5' is not in the GPU catalog" in capsys.readouterr().err
+
+
+def test_explain_shows_each_term_and_the_rule_that_decided(capsys):
+    args = ["explain", "openai/gpt-oss-120b", "--gpu", "H100", "--engine-version", "0.11.0"]
+    args += ["--max-model-len", "131072", "--mem-fraction", "0.95", "--max-num-batched-tokens", "1024"]
+    assert main(args) == 1
+    out = capsys.readouterr().out
+    assert "  sampler       7.3 GiB (1024 rows x 201088 vocab x 38 B, native sort path)" in out
+    assert (
+        "(mxfp4 experts in the triton layout)" in out and "cuda graphs     0.2 GiB, outside the budget" in out
+    )
+    assert "rule            the KV cache cannot hold one max-model-len sequence" in out
+    assert main([*args, "-o", "json"]) == 1
+    terms = json.loads(capsys.readouterr().out)["terms_gib"]
+    assert (
+        terms["sampler"] == 7.29
+        and terms["weights"] == 64.18
+        and set(terms) >= {"forward", "non_torch", "kv"}
+    )
+
+
+def test_explain_latest_release_samples_with_flashinfer_and_counts_graphs_in_the_budget(capsys):
+    args = ["explain", "openai/gpt-oss-120b", "--gpu", "H100", "--max-model-len", "131072"]
+    assert main([*args, "--mem-fraction", "0.95", "--max-num-batched-tokens", "1024"]) == 0
+    out = capsys.readouterr().out
+    assert "engine          vllm latest" in out and "14 B, FlashInfer path" in out
+    assert "cuda graphs     0.2 GiB, inside the budget" in out
+
+
+def test_explain_names_a_version_it_cannot_read(capsys):
+    assert main(["explain", "openai/gpt-oss-20b", "--gpu", "H100", "--engine-version", "nightly"]) == 2
+    assert "--engine-version 'nightly' is not a version" in capsys.readouterr().err
+
+
+def test_explain_sglang_shows_its_budget_line_and_that_a_short_pool_is_a_warning(capsys):
+    args = ["explain", "Qwen/QwQ-32B", "--gpu", "L4", "--engine", "sglang", "--engine-version", "0.4.3.post4"]
+    args += ["--tp", "4", "--max-model-len", "131072"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "in use before the weights load) x mem-fraction-static 0.85" in out
+    assert "sglang starts anyway and refuses requests over" in out and "verdict         FITS" in out
+    assert main([*args, "-o", "json"]) == 0
+    assert "refuses requests over" in json.loads(capsys.readouterr().out)["rule"]
+
+
+def test_explain_tgi_counts_the_warm_up_logits_and_names_the_refusal(capsys):
+    args = ["explain", "meta-llama/Llama-3.1-8B-Instruct", "--gpu", "A10G", "--engine", "tgi"]
+    args += ["--engine-version", "2.2.0", "--max-model-len", "65536"]
+    assert main(args) == 1
+    out = capsys.readouterr().out
+    assert "prefill logprobs: 65585 tokens x 128256 vocab x 2 copies" not in out  # 2.x: 4095 + 50
+    assert "prefill logprobs: 4145 tokens x 128256 vocab x 2 copies" in out
+    assert "TGI refuses to start (NotEnoughMemory)" in out

@@ -9,9 +9,23 @@ from pathlib import Path
 from common.config import ConfigError, load_config
 from gpuplace.cli import EXIT_FINDINGS, EXIT_OK, UsageError
 from placement.engines import EngineConfig
+from placement.engines.base import parse_version
 from placement.engines.defaults import default_max_model_len, precision, setup_for
-from placement.memory import GIB, MemoryEstimate, ServingSetup, estimate
-from placement.models import ModelError, Resolved, from_hf_config
+from placement.memory import (
+    CUDA_CONTEXT_GIB,
+    GIB,
+    SAMPLER_BYTES_FLASHINFER,
+    SAMPLER_BYTES_NATIVE,
+    SAMPLER_BYTES_V0,
+    SGLANG_DIST_INIT_GIB,
+    MemoryEstimate,
+    ServingSetup,
+    estimate,
+    forward_bytes,
+    sampler_bytes,
+    tgi_wiggle_room,
+)
+from placement.models import ModelArch, ModelError, Resolved, from_hf_config
 
 HELP = """Show how gpuplace sizes a model on a GPU: weights, activations, KV cache, and whether it fits.
 
@@ -61,9 +75,9 @@ def run(args: argparse.Namespace) -> int:
     if gpu is None:
         raise UsageError(f"--gpu {args.gpu!r} is not in the GPU catalog; see placement/data/gpus.yaml")
     resolved = _resolve(args, ctx.models)
-    version = (
-        tuple(int(p) for p in args.engine_version.lstrip("v").split(".")) if args.engine_version else None
-    )
+    version = parse_version(args.engine_version) if args.engine_version else None
+    if args.engine_version and version is None:
+        raise UsageError(f"--engine-version {args.engine_version!r} is not a version; give e.g. 0.11.0")
     cfg = EngineConfig(
         engine=args.engine,
         model=args.model,
@@ -77,16 +91,28 @@ def run(args: argparse.Namespace) -> int:
     )
     prec = precision(cfg, resolved.arch.dtype, resolved.quant, args.dtype)
     max_len = args.max_model_len or default_max_model_len(cfg, resolved.arch.context)
-    setup = setup_for(cfg, prec, args.usable_gib or gpu.usable_gib, max_len, args.max_num_seqs)
+    setup = setup_for(
+        cfg,
+        prec,
+        args.usable_gib or gpu.usable_gib,
+        max_len,
+        args.max_num_seqs,
+        gpu_name=gpu.name,
+        compute_capability=gpu.compute_capability,
+    )
     est = estimate(resolved.arch, setup)
     if args.output == "json":
-        print(
-            json.dumps(
-                {"model": resolved.arch.id, "gpu": gpu.id, "fits": est.fits, **est.as_figures()}, indent=2
-            )
-        )
+        out = {"model": resolved.arch.id, "gpu": gpu.id, "fits": est.fits, "engine_version": _version(cfg)}
+        out.update(est.as_figures())
+        out["terms_gib"] = {
+            _JSON_KEYS.get(name.strip(), name.strip().replace(" ", "_").replace("-", "_")): figure
+            for name, _, figure in terms(resolved, gpu.id, est)
+            if isinstance(figure, float)
+        }
+        out["rule"] = _rule(est)
+        print(json.dumps(out, indent=2))
     else:
-        print(render(resolved, gpu.id, est))
+        print(render(resolved, gpu.id, est, _version(cfg)))
     return EXIT_OK if est.fits else EXIT_FINDINGS
 
 
@@ -106,34 +132,161 @@ def _resolve(args: argparse.Namespace, models) -> Resolved:
     return resolved
 
 
-def render(resolved: Resolved, gpu_id: str, est: MemoryEstimate) -> str:
-    s = est.setup
-    rows = [
-        ("model", f"{resolved.arch.id} ({resolved.how}{', ' + resolved.quant if resolved.quant else ''})"),
-        ("gpu", f"{gpu_id}: {s.usable_gib:.2f} GiB usable"),
-        ("engine", f"{s.engine} tp={s.tp} pp={s.pp} weights={_weights(s)} kv={s.kv_dtype}"),
-        ("budget", f"{_g(est.budget_bytes)} GiB ({s.usable_gib:.1f} x {s.mem_fraction:.2f})"),
-        ("weights", f"{_g(est.weights_bytes)} GiB per GPU"),
+def render(resolved: Resolved, gpu_id: str, est: MemoryEstimate, version: str = "latest") -> str:
+    rows = [(name, text) for name, text, _ in terms(resolved, gpu_id, est, version)]
+    width = max(len(k) for k, _ in rows)
+    return "\n".join(f"{k.ljust(width)}  {v}" for k, v in rows)
+
+
+def terms(
+    resolved: Resolved, gpu_id: str, est: MemoryEstimate, version: str = "latest"
+) -> list[tuple[str, str, float | str | int]]:
+    """(term, the line explain prints, the figure JSON carries) for every term of the estimate."""
+    s, arch = est.setup, resolved.arch
+    how = f"{resolved.how}{', ' + resolved.quant if resolved.quant else ''}"
+    forward = forward_bytes(arch, s)
+    sampler = sampler_bytes(arch, s) if s.engine == "vllm" else max(est.activation_bytes - forward, 0.0)
+    graphs_where = "inside the budget" if s.graphs_in_budget and s.engine == "vllm" else "outside the budget"
+    need = est.kv_bytes_per_token * s.max_model_len
+    return [
+        ("model", f"{arch.id} ({how})", arch.id),
+        ("gpu", f"{gpu_id}: {s.usable_gib:.2f} GiB as CUDA reports it", gpu_id),
         (
-            "activation",
-            f"{_g(est.activation_bytes)} GiB ({s.max_num_batched_tokens} batched tokens, "
-            f"{s.max_num_seqs} seqs)",
+            "engine",
+            f"{s.engine} {version} tp={s.tp} pp={s.pp} weights={_weights(s)} kv={s.kv_dtype}",
+            s.engine,
         ),
-        ("non-torch", f"{_g(est.non_torch_bytes)} GiB"),
+        ("budget", f"{_g(est.budget_bytes)} GiB {_budget(s)}", _r(est.budget_bytes)),
+        ("weights", f"{_g(est.weights_bytes)} GiB per GPU{_layout(s)}", _r(est.weights_bytes)),
+        ("activation", _activation(s, est.activation_bytes, forward, sampler), _r(est.activation_bytes)),
+        ("  forward", f"{_g(forward)} GiB ({s.max_num_batched_tokens} batched tokens)", _r(forward)),
+        ("  sampler", _sampler(arch, s, sampler), _r(sampler)),
+        ("non-torch", f"{_g(est.non_torch_bytes)} GiB{_nccl(s)}", _r(est.non_torch_bytes)),
+        ("cuda graphs", f"{_g(est.graphs_bytes)} GiB, {graphs_where}", _r(est.graphs_bytes)),
         (
             "kv cache",
             f"{_g(est.kv_bytes)} GiB = {est.kv_tokens} tokens ({int(est.kv_bytes_per_token)} B/token)",
+            _r(est.kv_bytes),
         ),
-        ("max-model-len", f"{s.max_model_len} ({'fits' if est.sequence_fits else 'does NOT fit'})"),
+        (
+            "max-model-len",
+            f"{s.max_model_len}: one sequence needs {_g(need)} GiB "
+            f"({'fits' if est.sequence_fits else 'does NOT fit'})",
+            s.max_model_len,
+        ),
         (
             "outside budget",
-            f"{_g(est.headroom_bytes)} GiB free for CUDA context+graphs "
+            f"{_g(est.headroom_bytes)} GiB left for {_outside(s, graphs_where)} "
             f"(needs {_g(est.outside_budget_bytes)})",
+            _r(est.outside_budget_bytes),
         ),
-        ("verdict", "FITS" if est.fits else "DOES NOT FIT"),
+        ("rule", _rule(est), _rule(est)),
+        ("verdict", "FITS" if est.fits else "DOES NOT FIT", "fits" if est.fits else "does not fit"),
     ]
-    width = max(len(k) for k, _ in rows)
-    return "\n".join(f"{k.ljust(width)}  {v}" for k, v in rows)
+
+
+_JSON_KEYS = {"outside budget": "outside_budget_need", "kv cache": "kv"}
+
+
+def _version(cfg: EngineConfig) -> str:
+    return ".".join(map(str, cfg.version)) if cfg.version else "latest"
+
+
+def _budget(s: ServingSetup) -> str:
+    """How the engine draws its budget line (memory.py: _sglang_kv_memory, _tgi_kv_memory, ...)."""
+    frac = f"{s.mem_fraction:.2f}"
+    if s.engine == "sglang":
+        in_use = CUDA_CONTEXT_GIB + (SGLANG_DIST_INIT_GIB if s.tp * s.pp > 1 else 0.0)
+        return (
+            f"(({s.usable_gib:.1f} - {in_use:.2f} in use before the weights load) x mem-fraction-static "
+            f"{frac}: weights + token pool; activations and graphs live outside it)"
+        )
+    if s.engine == "tgi":
+        v3 = s.version is None or s.version[0] >= 3
+        wiggle = tgi_wiggle_room(s.version)
+        rule = f"x {frac} x wiggle {wiggle:g}" if v3 else f"x {frac}; blocks take {wiggle:g} of what is free"
+        return f"({s.usable_gib:.1f} {rule}; KV sized after the warm-up prefill)"
+    if s.engine == "trtllm":
+        return (
+            f"(all {s.usable_gib:.1f}; KV = free_gpu_memory_fraction {frac} x what the profiling run "
+            "leaves free)"
+        )
+    return f"({s.usable_gib:.1f} x {frac})"
+
+
+def _activation(s: ServingSetup, total: float, forward: float, sampler: float) -> str:
+    if s.engine == "sglang":
+        return f"{_g(total)} GiB (outside mem-fraction-static: not part of the pool rule)"
+    if s.engine == "tgi":
+        return f"{_g(total)} GiB = warm-up forward + logits of every prefill token and their log_softmax"
+    if s.engine != "vllm":
+        return f"{_g(total)} GiB (forward + sampler; {s.max_num_seqs} seqs)"
+    if s.reserved_peak:
+        return f"{_g(total)} GiB = forward + sampler (V0 measures the reserved pool)"
+    return f"{_g(total)} GiB = the larger of forward and sampler + hidden states (V1's allocated peak)"
+
+
+def _sampler(arch: ModelArch, s: ServingSetup, sampler: float) -> str:
+    if s.engine == "tgi":
+        tokens = s.max_num_batched_tokens
+        return f"{_g(sampler)} GiB (prefill logprobs: {tokens} tokens x {arch.vocab} vocab x 2 copies)"
+    if s.engine != "vllm":
+        return f"{_g(sampler)} GiB ({s.max_num_seqs} seqs x {arch.vocab} vocab)"
+    rows = min(s.max_num_seqs, s.max_num_batched_tokens)
+    path = {
+        SAMPLER_BYTES_FLASHINFER: "FlashInfer",
+        SAMPLER_BYTES_NATIVE: "native sort",
+        SAMPLER_BYTES_V0: "V0",
+    }
+    return (
+        f"{_g(sampler)} GiB ({rows} rows x {arch.vocab} vocab x {s.sampler_bytes:g} B, "
+        f"{path.get(s.sampler_bytes, 'sampler')} path)"
+    )
+
+
+def _outside(s: ServingSetup, graphs_where: str) -> str:
+    parts = ["the CUDA context"]
+    if graphs_where.startswith("outside") and not s.enforce_eager:
+        parts.append("graphs")
+    if s.nccl_outside_gib and s.tp * s.pp > 1:
+        parts.append("NCCL")
+    return ", ".join(parts[:-1]) + " and " + parts[-1] if len(parts) > 1 else parts[0]
+
+
+def _nccl(s: ServingSetup) -> str:
+    if s.tp * s.pp == 1:
+        return ""
+    if s.nccl_in_budget_gib:
+        return f" (NCCL {s.nccl_in_budget_gib:g} GiB inside the budget)"
+    return f" (NCCL {s.nccl_outside_gib:g} GiB outside the budget)" if s.nccl_outside_gib else ""
+
+
+def _layout(s: ServingSetup) -> str:
+    return f" (mxfp4 experts in the {s.mxfp4_layout} layout)" if s.native_mxfp4_experts else ""
+
+
+def _rule(est: MemoryEstimate) -> str:
+    """Which of the engine's start-up rules decided."""
+    if not est.weights_fit:
+        return "weights exceed the budget: the engine cannot load the model"
+    if est.context_capped:
+        return (
+            f"the KV pool holds fewer tokens than max-model-len: {est.setup.engine} starts anyway and "
+            f"refuses requests over {est.max_request_tokens} tokens (a warning, not a denial)"
+        )
+    if not est.sequence_fits:
+        if est.setup.engine == "sglang":
+            return "no token pool is left after the weights: SGLang refuses to start (Not enough memory)"
+        if est.setup.engine == "tgi":
+            return "the KV blocks cannot hold max-total-tokens: TGI refuses to start (NotEnoughMemory)"
+        return "the KV cache cannot hold one max-model-len sequence: the engine refuses to start"
+    if not est.headroom_fits:
+        return "the memory outside the budget cannot hold the CUDA context and graphs"
+    return "weights, one max-model-len sequence and the headroom all fit"
+
+
+def _r(nbytes: float) -> float:
+    return round(nbytes / GIB, 2)
 
 
 def _weights(setup: ServingSetup) -> str:

@@ -74,11 +74,12 @@ def check_variants(workload: Workload, ctx: CheckContext) -> list[Finding]:
     seen: set[str] = set()
     for label, found in judged:
         for f in found:
+            # The choice goes first: a message is cut at 256 characters, and the choice must survive.
             if f.effective_severity == Severity.ERROR and not all_fail:
-                f = replace(f, detail=f"{f.detail} (firstAvailable {label}; another choice fits)",
+                f = replace(f, detail=f"(firstAvailable {label}; another choice fits) {f.detail}",
                             severity=Severity.WARNING)
             elif label in failing and len(judged) > 1:
-                f = replace(f, detail=f"{f.detail} (firstAvailable {label})")
+                f = replace(f, detail=f"(firstAvailable {label}) {f.detail}")
             if f.message not in seen:
                 seen.add(f.message)
                 out.append(f)

@@ -344,7 +344,12 @@ def suggest_fix(s: Serving, ctx: CheckContext, gpu: GpuSpec, est: MemoryEstimate
         options.append("an FP8 build")
     if not options:
         return "No catalog GPU holds it at up to tp=8; use a smaller or quantized model, or multi-node PP."
-    return "Use " + " or ".join(options[:3]) + "."
+    first, *rest = options[:3]
+    if not first.startswith("pin "):
+        return "Use " + " or ".join(options[:3]) + "."
+    # "Pin X or use an FP8 build.", never "Use pin X".
+    others = "".join(f" or {o}" if o.startswith("pin ") else f" or use {o}" for o in rest)
+    return f"Pin {first[4:]}{others}."
 
 
 def _longest_fitting_len(s: Serving, gpu: GpuSpec, est: MemoryEstimate) -> int:

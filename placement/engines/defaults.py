@@ -6,10 +6,30 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from placement.engines.base import EngineConfig
-from placement.memory import ServingSetup
+from placement.memory import (
+    NON_TORCH_NCCL_V0_GIB,
+    NON_TORCH_NCCL_V1_GIB,
+    SAMPLER_BYTES_FLASHINFER,
+    SAMPLER_BYTES_NATIVE,
+    SAMPLER_BYTES_V0,
+    ServingSetup,
+)
 
-LARGE_GPU_GIB = 70.0  # vLLM V1 raises batch defaults on GPUs with at least 70 GiB (vllm/engine/arg_utils.py)
+# vLLM V1 raises its batch defaults on GPUs with at least 70 GiB, except the A100 (the device name is
+# checked: vllm/engine/arg_utils.py _set_default_args, tests/engine/test_arg_utils.py
+# test_defaults_with_usage_context): H100, H200, MI300X get 1024 sequences / 8192 tokens for the server.
+LARGE_GPU_GIB = 70.0
+SMALL_DEFAULTS_GPUS = ("a100",)
 VLLM_V1_SINCE = (0, 8)  # V1 became the default engine in vLLM 0.8.0
+VLLM_NCCL_OUTSIDE_SINCE = (0, 11)  # memory snapshot taken after NCCL init (v1/worker/gpu_worker.py)
+VLLM_GRAPHS_IN_BUDGET_SINCE = (0, 20)  # VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS default 1 (vllm/envs.py)
+# Which top-k/top-p sampler V1 profiles with (vllm/v1/sample/ops/topk_topp_sampler.py TopKTopPSampler):
+# up to 0.10 FlashInfer whenever it is installed (the images ship it; 0.10.1.1 logs on A100 show its
+# small peak); 0.11.0 logs show the native sort's peak on H100 and H200; 0.11.1-0.20 FlashInfer only on
+# VLLM_USE_FLASHINFER_SAMPLER=1 (native by default); from 0.21 FlashInfer by default (envs.py: True).
+VLLM_NATIVE_SAMPLER = ((0, 11), (0, 21))
+VLLM_MLA_SINCE = (0, 7, 1)  # latent-only MLA KV cache
+VLLM_AUTO_CHUNKED_SINCE = (0, 5, 3)  # V0 turns chunked prefill on by itself past 32K context
 # SGLang derives --mem-fraction-static from the GPU's memory, chunked-prefill size and CUDA-graph batch
 # since sgl-project/sglang#10975 (merged 2025-09-27, first released in 0.5.3); before, from the TP size.
 SGLANG_RESERVED_MEM_SINCE = (0, 5, 3)
@@ -115,9 +135,12 @@ def setup_for(
     max_model_len: int,
     max_num_seqs: int | None = None,
     tp: int | None = None,
+    gpu_name: str = "",
+    compute_capability: str = "",
 ) -> ServingSetup:
     """Fill in the engine's defaults for everything the config leaves unset; `tp` in place of the config's
-    (what-if estimates at another tensor-parallel size)."""
+    (what-if estimates at another tensor-parallel size). `gpu_name` is the device name CUDA reports, which
+    vLLM reads for its batch defaults."""
     tp = tp or cfg.tp
     seqs = max_num_seqs or cfg.max_num_seqs
     tokens = cfg.max_num_batched_tokens
@@ -140,7 +163,7 @@ def setup_for(
         tokens = tokens or 8192  # trtllm-serve --max_num_tokens default
     else:
         fraction = fraction or 0.9  # --gpu-memory-utilization default
-        seqs, tokens = _vllm_batch_defaults(cfg, usable_gib, max_model_len, seqs, tokens)
+        seqs, tokens = _vllm_batch_defaults(cfg, usable_gib, gpu_name, max_model_len, seqs, tokens)
     # Positional, in ServingSetup's field order: this runs for every estimate of every review.
     return ServingSetup(
         cfg.engine if cfg.engine in {"sglang", "tgi", "trtllm"} else "vllm",  # engine
@@ -155,22 +178,87 @@ def setup_for(
         cfg.pp,
         cfg.enforce_eager,
         prec.native_mxfp4_experts,
+        *_vllm_accounting(cfg),
+        _vllm_sampler_bytes(cfg),
+        _vllm_windowed_kv(cfg),
+        _vllm_mxfp4_layout(cfg, compute_capability) if prec.native_mxfp4_experts else "nominal",
+        _vllm_mla_head_dim(cfg),
+        is_vllm_v0(cfg),
         cfg.version,
         caps_context,
     )
 
 
 def _vllm_batch_defaults(
-    cfg: EngineConfig, usable_gib: float, max_model_len: int, seqs: int | None, tokens: int | None
+    cfg: EngineConfig,
+    usable_gib: float,
+    gpu_name: str,
+    max_model_len: int,
+    seqs: int | None,
+    tokens: int | None,
 ) -> tuple[int, int]:
     if is_vllm_v0(cfg):
-        # V0 turned chunked prefill on by itself only past 32K context; without it a step holds a whole
-        # prompt, so the profile runs max(max_model_len, 2048) tokens.
-        chunked = cfg.chunked_prefill if cfg.chunked_prefill is not None else max_model_len > 32768
+        # V0 turned chunked prefill on by itself only past 32K context, from 0.5.3 (vllm/engine/arg_utils.py
+        # create_engine_config); without it a step holds a whole prompt, so the profile runs
+        # max(max_model_len, 2048) tokens.
+        release = cfg.version or VLLM_V1_SINCE
+        auto = max_model_len > 32768 and release[:3] >= VLLM_AUTO_CHUNKED_SINCE
+        chunked = cfg.chunked_prefill if cfg.chunked_prefill is not None else auto
         default_tokens = 2048 if chunked else max(max_model_len, 2048)
         return seqs or 256, tokens or default_tokens
-    large = usable_gib >= LARGE_GPU_GIB
+    name = gpu_name.lower()
+    large = usable_gib >= LARGE_GPU_GIB and not any(small in name for small in SMALL_DEFAULTS_GPUS)
     return seqs or (1024 if large else 256), tokens or (8192 if large else 2048)
+
+
+def _vllm_accounting(cfg: EngineConfig) -> tuple[float, float, bool]:
+    """(NCCL GiB inside the budget, NCCL GiB outside it, CUDA graphs inside the budget) for vLLM's
+    release; unknown versions get the latest semantics."""
+    if cfg.engine != "vllm":
+        return 0.0, 0.0, False
+    v = cfg.version
+    if v is not None and v[:2] < VLLM_V1_SINCE:
+        return NON_TORCH_NCCL_V0_GIB, 0.0, False
+    if v is not None and v[:2] < VLLM_NCCL_OUTSIDE_SINCE:
+        return NON_TORCH_NCCL_V1_GIB, 0.0, False
+    return 0.0, NON_TORCH_NCCL_V1_GIB, v is None or v[:2] >= VLLM_GRAPHS_IN_BUDGET_SINCE
+
+
+# vLLM turns its hybrid KV allocator off when asked, or when a KV connector or KV events are configured
+# (vllm/config/__init__.py VllmConfig.__post_init__); every layer then keeps whole sequences.
+_HYBRID_KV_OFF_FLAGS = ("disable-hybrid-kv-cache-manager", "kv-transfer-config", "kv-events-config")
+
+
+def _vllm_windowed_kv(cfg: EngineConfig) -> bool:
+    return not is_vllm_v0(cfg) and not any(flag in cfg.flags for flag in _HYBRID_KV_OFF_FLAGS)
+
+
+def _vllm_mla_head_dim(cfg: EngineConfig) -> int:
+    """vLLM cached DeepSeek's MLA as a compressed latent only from 0.7.1 (config.py ModelConfig.use_mla);
+    before, every head's K and V, 192 wide (qk_nope + qk_rope) in 0.7.0, padded to 256 up to 0.6.x."""
+    v = cfg.version
+    if cfg.engine != "vllm" or v is None or v[:3] >= VLLM_MLA_SINCE:
+        return 0
+    return 192 if v[:2] >= (0, 7) else 256
+
+
+def _vllm_mxfp4_layout(cfg: EngineConfig, compute_capability: str) -> str:
+    """vLLM's mxfp4 MoE backend by GPU generation (vllm/model_executor/layers/quantization/mxfp4.py
+    get_mxfp4_backend): FlashInfer on Blackwell, triton_kernels on Hopper, Marlin below."""
+    if cfg.engine != "vllm" or not compute_capability:
+        return "nominal"
+    major = int(compute_capability.split(".")[0])
+    return "flashinfer" if major >= 10 else "triton" if major == 9 else "marlin"
+
+
+def _vllm_sampler_bytes(cfg: EngineConfig) -> float:
+    v = cfg.version
+    if v is None:
+        return SAMPLER_BYTES_FLASHINFER
+    if v[:2] < VLLM_V1_SINCE:
+        return SAMPLER_BYTES_V0
+    since, until = VLLM_NATIVE_SAMPLER
+    return SAMPLER_BYTES_NATIVE if since <= v[:2] < until else SAMPLER_BYTES_FLASHINFER
 
 
 def _sglang_latest(cfg: EngineConfig) -> bool:
