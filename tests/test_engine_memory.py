@@ -194,3 +194,10 @@ def test_trtllm_fraction_is_a_share_of_what_the_profiling_run_left_free():
 )
 def test_engine_release_from_the_image_tag(image, version):
     assert image_version(image) == version
+
+
+def test_sglang_without_chunked_prefill_reserves_for_a_whole_max_prefill():
+    chunked = est("sglang", "meta-llama/Llama-3.1-8B-Instruct", "H100-SXM-80GB")
+    unchunked = est("sglang", "meta-llama/Llama-3.1-8B-Instruct", "H100-SXM-80GB", max_num_batched_tokens=-1)
+    assert unchunked.setup.max_num_batched_tokens == 16384
+    assert unchunked.setup.mem_fraction < chunked.setup.mem_fraction

@@ -33,6 +33,7 @@ VLLM_AUTO_CHUNKED_SINCE = (0, 5, 3)  # V0 turns chunked prefill on by itself pas
 # SGLang derives --mem-fraction-static from the GPU's memory, chunked-prefill size and CUDA-graph batch
 # since sgl-project/sglang#10975 (merged 2025-09-27, first released in 0.5.3); before, from the TP size.
 SGLANG_RESERVED_MEM_SINCE = (0, 5, 3)
+SGLANG_MAX_PREFILL_TOKENS = 16384  # --max-prefill-tokens default (server_args.py)
 # TGI 3 sizes --max-total-tokens from the KV pool when it is not given (server warmup: min(blocks x 16,
 # model max length)); 1.x/2.x default it to min(max_position_embeddings, 4096) (launcher main.rs).
 TGI_AUTO_MAX_TOTAL_SINCE = (3,)
@@ -148,7 +149,15 @@ def setup_for(
     caps_context = False
     if cfg.engine == "sglang":
         seqs = seqs or 256
-        chunk = tokens if tokens and tokens > 0 else sglang_chunked_prefill(cfg, usable_gib, tp)
+        # --chunked-prefill-size -1 turns chunking off: a prefill then holds up to --max-prefill-tokens
+        # (16384 by default, server_args.py), which the mem_fraction_static heuristic reserves for.
+        chunk = (
+            tokens
+            if tokens and tokens > 0
+            else SGLANG_MAX_PREFILL_TOKENS
+            if tokens == -1
+            else sglang_chunked_prefill(cfg, usable_gib, tp)
+        )
         fraction = fraction or sglang_mem_fraction(cfg, usable_gib, tp, chunk)
         tokens = chunk
         caps_context = True  # max_req_len = min(context_len, pool) - 1 (managers/tp_worker.py)
