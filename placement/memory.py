@@ -128,7 +128,7 @@ class ServingSetup(NamedTuple):
     # The engine release (from the image tag or --engine-version); None: the latest semantics.
     version: tuple[int, ...] | None = None
     # The engine shortens the context to what its KV pool holds instead of refusing to start: SGLang
-    # always, TGI 3 when --max-total-tokens is left unset (see `context_capped`).
+    # always, TGI 3 when --max-total-tokens is left unset, TensorRT-LLM 1.x (see `context_capped`).
     caps_context: bool = False
 
 

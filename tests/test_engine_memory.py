@@ -201,3 +201,12 @@ def test_sglang_without_chunked_prefill_reserves_for_a_whole_max_prefill():
     unchunked = est("sglang", "meta-llama/Llama-3.1-8B-Instruct", "H100-SXM-80GB", max_num_batched_tokens=-1)
     assert unchunked.setup.max_num_batched_tokens == 16384
     assert unchunked.setup.mem_fraction < chunked.setup.mem_fraction
+
+
+def test_trtllm_lowers_max_seq_len_to_its_pool_and_gpuplace_warns_not_denies():
+    command = ["trtllm-serve", "meta-llama/Llama-3.1-8B-Instruct", "--max_seq_len", "131072"]
+    obj = deployment(command=command, image="nvcr.io/nvidia/tensorrt-llm/release:1.2.0rc4", product=L4)
+    found = run(obj)
+    assert Code.OOM_RISK not in {f.code for f in found}
+    f = next(f for f in found if f.code == Code.KV_CACHE_STARVED)
+    assert "lowers max_seq_len" in f.message and "--max_seq_len <= " in f.message

@@ -406,7 +406,8 @@ def context_capped(s: Serving, gpu: GpuSpec, est: MemoryEstimate) -> list[Findin
     """The engine starts with a KV pool shorter than max_model_len and refuses longer requests at run
     time (SGLang: max_req_input_len = min(context_len, pool) - 6, longer inputs get an error or, with
     --allow-auto-truncate, are cut, managers/utils.py validate_input_length; TGI 3 without
-    --max-total-tokens sets it to the pool). A warning: it starts and serves."""
+    --max-total-tokens sets it to the pool; TensorRT-LLM 1.x lowers max_seq_len to it). A warning: it
+    starts and serves."""
     if not est.context_capped:
         return []
     setup = est.setup
@@ -415,6 +416,11 @@ def context_capped(s: Serving, gpu: GpuSpec, est: MemoryEstimate) -> list[Findin
         what = (
             f"SGLang starts with a {est.kv_tokens}-token KV pool on {gpu_label(gpu)}, under "
             f"{named(s, 'max_model_len')} {setup.max_model_len}: it refuses requests over {longest} tokens."
+        )
+    elif setup.engine == "trtllm":
+        what = (
+            f"TensorRT-LLM lowers max_seq_len to its {est.kv_tokens}-token KV pool on {gpu_label(gpu)}, "
+            f"under {named(s, 'max_model_len')} {setup.max_model_len}: it refuses longer requests."
         )
     else:
         what = (

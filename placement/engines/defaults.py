@@ -33,6 +33,8 @@ VLLM_AUTO_CHUNKED_SINCE = (0, 5, 3)  # V0 turns chunked prefill on by itself pas
 # SGLang derives --mem-fraction-static from the GPU's memory, chunked-prefill size and CUDA-graph batch
 # since sgl-project/sglang#10975 (merged 2025-09-27, first released in 0.5.3); before, from the TP size.
 SGLANG_RESERVED_MEM_SINCE = (0, 5, 3)
+# trtllm-serve runs the PyTorch executor by default from TensorRT-LLM 1.0 (the TensorRT-engine path before).
+TRTLLM_PYTORCH_SINCE = (1, 0)
 SGLANG_MAX_PREFILL_TOKENS = 16384  # --max-prefill-tokens default (server_args.py)
 # TGI 3 sizes --max-total-tokens from the KV pool when it is not given (server warmup: min(blocks x 16,
 # model max length)); 1.x/2.x default it to min(max_position_embeddings, 4096) (launcher main.rs).
@@ -170,6 +172,10 @@ def setup_for(
         fraction = fraction or 0.9  # kv_cache_free_gpu_memory_fraction default
         seqs = seqs or 2048  # trtllm-serve --max_batch_size default
         tokens = tokens or 8192  # trtllm-serve --max_num_tokens default
+        # The PyTorch executor's KV cache manager lowers max_seq_len to what the blocks hold ("Attention
+        # window size ... exceeds upper bound for available blocks. Reducing", _torch/pyexecutor/
+        # resource_manager.py _validate_and_adjust_attention_windows) instead of refusing to start.
+        caps_context = cfg.version is None or cfg.version >= TRTLLM_PYTORCH_SINCE
     else:
         fraction = fraction or 0.9  # --gpu-memory-utilization default
         seqs, tokens = _vllm_batch_defaults(cfg, usable_gib, gpu_name, max_model_len, seqs, tokens)
