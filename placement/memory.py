@@ -72,6 +72,27 @@ MXFP4_BLOCK = 32  # values sharing one 8-bit scale
 # (VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS defaults to 1 in vllm/envs.py, vllm#30515).
 CUDA_CONTEXT_GIB = 0.45
 CUDA_GRAPHS_GIB = 0.25
+# An engine that caps the context to its pool still refuses to start on a pool this small: SGLang asserts
+# max_req_input_len = pool - 1 - 5 > 0 (managers/tp_worker.py, "Memory pool size is too small").
+MIN_CAPPED_POOL_TOKENS = 7
+
+# SGLang measures the free memory once torch.distributed is up, before the weights load
+# (model_runner.py: `min_per_gpu_memory = self.init_torch_distributed()`), and sizes the token pool as
+# free_after_weights - free_before_weights x (1 - mem_fraction_static) (profile_max_num_token,
+# 0.4.x through main). So the budget is the memory free before loading x the fraction, and whatever is
+# in use by then (the CUDA context, NCCL communicators) is outside it. `Init torch distributed ends.
+# mem usage=0.13 GB` is what the NCCL set-up took on 4 x L4 (PCIe, custom all-reduce off) in the
+# published 0.4.3 log (github.com/didier-durand/llms-in-clouds docs/sglang.md).
+SGLANG_DIST_INIT_GIB = 0.13
+
+# TGI sizes its cache after a warm-up prefill of max_batch_prefill_tokens with prefill logprobs on
+# (router warmup: `prefill_logprobs: true`), so the peak holds the logits of every prefill token and their
+# log_softmax (flash_causal_lm.py generate_token), both in the model dtype, and the LM head gathers the
+# full vocabulary on every shard (layers/tensor_parallel.py). The blocks then take
+# free x wiggle, where free = mem_get_info() free - (1 - CUDA_MEMORY_FRACTION) x total (2.x), or
+# free - (1 - CUDA_MEMORY_FRACTION x wiggle) x total since 3.0; plus the warm-up batch's own blocks.
+TGI_BLOCK_TOKENS = 16  # BLOCK_SIZE of the paged cache (models/globals.py)
+TGI_PREFILL_LOGIT_COPIES = 2  # logits + their log_softmax
 
 
 class ServingSetup(NamedTuple):
@@ -104,6 +125,11 @@ class ServingSetup(NamedTuple):
     # V0 took the profile's peak from free device memory, i.e. the allocator's reserved pool, where the
     # forward's freed blocks stay cached beside the sampler's: the two add up (vllm/worker/worker.py).
     reserved_peak: bool = False
+    # The engine release (from the image tag or --engine-version); None: the latest semantics.
+    version: tuple[int, ...] | None = None
+    # The engine shortens the context to what its KV pool holds instead of refusing to start: SGLang
+    # always, TGI 3 when --max-total-tokens is left unset (see `context_capped`).
+    caps_context: bool = False
 
 
 @dataclass(frozen=True)
@@ -124,17 +150,30 @@ class MemoryEstimate:
     # The verdicts, worked out once with the (memoised) estimate: every check of every review reads them.
     weights_fit: bool = field(init=False)
     sequence_fits: bool = field(init=False)
+    # The engine starts with a shorter context than max_model_len (its KV pool's), and refuses longer
+    # requests at run time: a warning, never a denial.
+    context_capped: bool = field(init=False)
     headroom_fits: bool = field(init=False)
     fits: bool = field(init=False)
 
     def __post_init__(self) -> None:
         weights = self.weights_bytes < self.budget_bytes
         sequence = self.kv_tokens >= self.setup.max_model_len
+        capped = self.setup.caps_context and not sequence and self.kv_tokens >= MIN_CAPPED_POOL_TOKENS
         headroom = self.setup.engine != "vllm" or self.headroom_bytes >= self.outside_budget_bytes
         object.__setattr__(self, "weights_fit", weights)
         object.__setattr__(self, "sequence_fits", sequence)
+        object.__setattr__(self, "context_capped", capped)
         object.__setattr__(self, "headroom_fits", headroom)
-        object.__setattr__(self, "fits", weights and sequence and headroom)
+        object.__setattr__(self, "fits", weights and (sequence or capped) and headroom)
+
+    @property
+    def max_request_tokens(self) -> int:
+        """The longest request the engine accepts: max_model_len, or the pool's length when capped
+        (SGLang: max_req_len = min(context_len, pool) - 1, managers/tp_worker.py)."""
+        if not self.context_capped:
+            return self.setup.max_model_len
+        return max(self.kv_tokens - 1, 0)
 
     @property
     def max_len_that_fits(self) -> int:
@@ -167,8 +206,11 @@ def estimate(arch: ModelArch, setup: ServingSetup) -> MemoryEstimate:
     non_torch = _non_torch_bytes(setup)
     graphs = 0.0 if setup.enforce_eager else CUDA_GRAPHS_GIB * GIB
     inside_graphs = graphs if setup.graphs_in_budget and setup.engine == "vllm" else 0.0
-    budget, kv = _kv_memory(setup, usable, weights, activation, non_torch + inside_graphs)
     per_token = kv_bytes_per_token(arch, setup)
+    if setup.engine == "tgi":
+        budget, kv = _tgi_kv_memory(setup, usable, weights, activation, non_torch, per_token)
+    else:
+        budget, kv = _kv_memory(setup, usable, weights, activation, non_torch + inside_graphs)
     kv_tokens = int(kv // per_token) if kv > 0 else 0
     nccl_outside = setup.nccl_outside_gib * GIB if setup.tp * setup.pp > 1 else 0.0
     outside = CUDA_CONTEXT_GIB * GIB + (graphs - inside_graphs) + nccl_outside
@@ -193,16 +235,86 @@ def _kv_memory(
 ) -> tuple[float, float]:
     """(budget, memory left for KV) under each engine's own rule."""
     if setup.engine == "sglang":
-        # mem_fraction_static covers weights + KV pool; activations and graphs live in the rest.
-        budget = usable * setup.mem_fraction
-        return budget, budget - weights
+        return _sglang_kv_memory(setup, usable, weights)
     if setup.engine == "trtllm":
-        # kv_cache_free_gpu_memory_fraction is a share of what is free after weights and activations.
-        free = usable - weights - activation - non_torch - CUDA_CONTEXT_GIB * GIB
-        return usable, free * setup.mem_fraction
-    # vLLM and TGI: a fraction of the whole GPU; everything the engine uses lives inside it.
+        return _trtllm_kv_memory(setup, usable, weights, activation, non_torch)
+    # vLLM: a fraction of the whole GPU; everything the engine uses lives inside it.
     budget = usable * setup.mem_fraction
     return budget, budget - weights - activation - non_torch
+
+
+def _sglang_kv_memory(setup: ServingSetup, usable: float, weights: float) -> tuple[float, float]:
+    """mem_fraction_static of the memory free before the weights load holds weights + token pool;
+    activations, CUDA graphs and the request-to-token table live in the rest (SGLANG_DIST_INIT_GIB)."""
+    in_use = CUDA_CONTEXT_GIB + (SGLANG_DIST_INIT_GIB if setup.tp * setup.pp > 1 else 0.0)
+    budget = (usable - in_use * GIB) * setup.mem_fraction
+    return budget, budget - weights
+
+
+def _trtllm_kv_memory(
+    setup: ServingSetup, usable: float, weights: float, activation: float, non_torch: float
+) -> tuple[float, float]:
+    """kv_cache_free_gpu_memory_fraction is a share of what the profiling run left free: TRT-LLM's
+    PyTorch executor runs dummy context requests of max_num_tokens, then takes
+    (total - torch peak - memory outside torch + the profiling KV) x fraction
+    (tensorrt_llm/_torch/pyexecutor/_util.py KvCacheCreator._cal_max_memory, 1.x)."""
+    free = usable - weights - activation - non_torch - CUDA_CONTEXT_GIB * GIB
+    return usable, free * setup.mem_fraction
+
+
+def _tgi_kv_memory(
+    setup: ServingSetup,
+    usable: float,
+    weights: float,
+    activation: float,
+    non_torch: float,
+    per_token: float,
+) -> tuple[float, float]:
+    """TGI's warm-up accounting (see TGI_BLOCK_TOKENS): (budget, memory of the blocks it allocates)."""
+    v3 = setup.version is None or setup.version[0] >= 3
+    wiggle = tgi_wiggle_room(setup.version)
+    warmup_kv = _tgi_warmup_tokens(setup) * per_token
+    free = usable - CUDA_CONTEXT_GIB * GIB - non_torch - weights - warmup_kv - activation
+    if free < 0:
+        # The warm-up batch itself does not fit: "Not enough memory to handle N prefill tokens".
+        return usable * setup.mem_fraction, free
+    if v3:
+        budget = usable * setup.mem_fraction * wiggle
+        blocks_bytes = max(free - (1 - setup.mem_fraction * wiggle) * usable, 0.0)
+    else:
+        budget = usable * setup.mem_fraction
+        blocks_bytes = max(free - (1 - setup.mem_fraction) * usable, 0.0) * wiggle
+    block = TGI_BLOCK_TOKENS * per_token
+    blocks = math.floor(blocks_bytes / block) if block > 0 else 0
+    return budget, blocks * block + warmup_kv
+
+
+def tgi_wiggle_room(version: tuple[int, ...] | None) -> float:
+    """TGI_WIGGLE_ROOM's default by release: a fixed 0.95 through 2.2, then models/globals.py 0.95 (2.3),
+    0.90 (2.4), 0.95 (3.0), 0.93 (3.1, 3.2), 0.90 (3.3 on)."""
+    if version is None:
+        return 0.90
+    for since, wiggle in (((3, 3), 0.90), ((3, 1), 0.93), ((3, 0), 0.95), ((2, 4), 0.90)):
+        if version[:2] >= since:
+            return wiggle
+    return 0.95
+
+
+def _tgi_warmup_tokens(setup: ServingSetup) -> int:
+    """KV tokens of the warm-up batch: requests of max_input_tokens (= max_total_tokens - 1) filling
+    max_batch_prefill_tokens, each holding max_total_tokens - 1 slots, rounded up to whole blocks
+    (router/client warmup, FlashCausalLMBatch.from_pb). TGI 3 without --max-total-tokens asks for one new
+    token per request (backends/v3 client warmup)."""
+    prefill = setup.max_num_batched_tokens
+    if setup.caps_context:
+        return math.ceil(prefill / TGI_BLOCK_TOKENS) * TGI_BLOCK_TOKENS
+    # 1.x/2.x default max_input_tokens to min(max_position_embeddings, 4096) - 1 whatever
+    # --max-total-tokens says (launcher main.rs); 3.x to max_total_tokens - 1.
+    v3 = setup.version is None or setup.version[0] >= 3
+    max_input = max((setup.max_model_len if v3 else min(setup.max_model_len, 4096)) - 1, 1)
+    requests = math.ceil(prefill / max_input)
+    per_request = math.ceil(max(setup.max_model_len - 1, 1) / TGI_BLOCK_TOKENS) * TGI_BLOCK_TOKENS
+    return requests * per_request
 
 
 def weight_bytes_per_rank(arch: ModelArch, setup: ServingSetup) -> float:
@@ -315,13 +427,15 @@ def activation_bytes_per_rank(arch: ModelArch, setup: ServingSetup) -> float:
     activation outputs next to the residual stream (dense), or the fused-MoE caches for top-k experts.
     """
     tokens = setup.max_num_batched_tokens
-    h, tp = arch.hidden, setup.tp
+    h = arch.hidden
     forward = forward_bytes(arch, setup)
     if setup.engine == "sglang":
         return forward  # outside the static budget; not part of the KV rule
+    if setup.engine == "tgi":
+        # The warm-up keeps the logits of every prefill token (see TGI_PREFILL_LOGIT_COPIES).
+        return forward + tokens * arch.vocab * ACTIVATION_BYTES * TGI_PREFILL_LOGIT_COPIES
     if setup.engine != "vllm":
-        split = tp if setup.engine == "tgi" else 1
-        return forward + setup.max_num_seqs * arch.vocab * 4 * SAMPLER_LOGIT_COPIES / split
+        return forward + setup.max_num_seqs * arch.vocab * 4 * SAMPLER_LOGIT_COPIES
     if setup.reserved_peak:
         return forward + sampler_bytes(arch, setup)
     # V1 reads the allocator's peak of allocated bytes: the forward's transients are freed before the

@@ -10,7 +10,14 @@ from typing import Any
 from placement.autoscaling import Autoscaler, extract_autoscaler, is_autoscaler
 from placement.checks.autoscaling import autoscaler_findings
 from placement.checks.claims import claim_object_findings
-from placement.checks.fit import config_invalid, fit_findings, kv_starved, tier_invalid, unknown_model
+from placement.checks.fit import (
+    config_invalid,
+    context_capped,
+    fit_findings,
+    kv_starved,
+    tier_invalid,
+    unknown_model,
+)
 from placement.checks.settings import CheckContext, CheckSettings
 from placement.checks.throughput import batch_size, low_throughput
 from placement.checks.tier import idle_gpus, tier_findings
@@ -103,7 +110,7 @@ def check_serving(s: Serving, ctx: CheckContext) -> list[Finding]:
         else min(fitting.values(), key=lambda ge: ge[0].price_per_hour)
     )
     if not s.resolved_estimated:  # the KV shape of a name guess is another model's: no verdict on it
-        out.extend(kv_starved(s, ctx, gpu, est))
+        out.extend(context_capped(s, gpu, est) or kv_starved(s, ctx, gpu, est))
     out.extend(tier_findings(s, ctx, gpu, est))
     out.extend(batch_size(s, ctx, gpu, est))
     out.extend(low_throughput(s, ctx, gpu))

@@ -187,7 +187,8 @@ def fit_findings(s: Serving, ctx: CheckContext) -> tuple[list[Finding], Fitting]
     out: list[Finding] = []
     if not fitting:
         gpu = max(failing, key=lambda g: g.usable_gib)  # the best chance among the allowed tiers
-        out.append(_oom_finding(s, ctx, gpu, estimates[gpu.id], _deny_severity(s, estimates[gpu.id])))
+        est = estimates[gpu.id]
+        out.append(_oom_finding(s, ctx, gpu, est, _deny_severity(s, est, gpu)))
     else:
         for gpu in failing:
             out.append(
@@ -218,12 +219,25 @@ def _fitting_tiers(s: Serving, candidates: list[GpuSpec]) -> Fitting:
     return {gpu.id: fitting[gpu.id] for gpu in candidates if gpu.id in fitting}  # in the candidates' order
 
 
-def _deny_severity(s: Serving, est: MemoryEstimate) -> Severity:
+# For an image whose tag names no release (latest, sha-..., NGC builds), the last release before the
+# defaults that matter here changed: SGLang's --mem-fraction-static heuristic (0.5.3) and TGI's automatic
+# --max-total-tokens and wiggle room (3.0). A denial must hold under both.
+_PREVIOUS_SEMANTICS: dict[str, tuple[int, ...]] = {"sglang": (0, 5, 2), "tgi": (2, 4, 1)}
+
+
+def _deny_severity(s: Serving, est: MemoryEstimate, gpu: GpuSpec | None = None) -> Severity:
     """Never deny on a guess: a size read from the model name denies only when the weights alone clearly
-    overflow (parameter count is reliable to a few percent; the attention shape is not)."""
-    if not s.resolved_estimated:
-        return Severity.ERROR
-    return Severity.ERROR if est.weights_bytes > 1.1 * est.budget_bytes else Severity.WARNING
+    overflow (parameter count is reliable to a few percent; the attention shape is not). Nor on a default
+    the running release may not have: with no version in the image tag, an engine whose defaults changed
+    between releases is denied only when the previous release's defaults fail too."""
+    if s.resolved_estimated:
+        return Severity.ERROR if est.weights_bytes > 1.1 * est.budget_bytes else Severity.WARNING
+    previous = _PREVIOUS_SEMANTICS.get(s.engine.engine)
+    if gpu is not None and previous is not None and s.engine.version is None:
+        older = replace(s, engine=replace(s.engine, version=previous))
+        if older.estimate(gpu, tp=est.setup.tp).fits:
+            return Severity.WARNING
+    return Severity.ERROR
 
 
 def _unpinned(
@@ -239,7 +253,7 @@ def _unpinned(
         best_est = s.estimate(best)
         return [
             _oom_finding(
-                s, ctx, best, best_est, _deny_severity(s, best_est), prefix=f"no GPU {where} holds it;"
+                s, ctx, best, best_est, _deny_severity(s, best_est, best), prefix=f"no GPU {where} holds it;"
             )
         ]
     if not failing:
@@ -303,8 +317,9 @@ def suggest_fix(s: Serving, ctx: CheckContext, gpu: GpuSpec, est: MemoryEstimate
         return f"Use {fix(s, 'mem_fraction', f'{headroom_gib / setup.usable_gib:.2f}', '<= ')}."
     options: list[str] = []
     kv_limited = est.weights_fit and not est.sequence_fits
-    if kv_limited and est.kv_tokens > 0:
-        options.append(fix(s, "max_model_len", est.kv_tokens, "<= "))
+    longest = _longest_fitting_len(s, gpu, est) if kv_limited else 0
+    if longest > 0:
+        options.append(fix(s, "max_model_len", longest, "<= "))
     if (
         kv_limited
         and setup.kv_dtype not in {"fp8", "int8"}
@@ -335,6 +350,21 @@ def suggest_fix(s: Serving, ctx: CheckContext, gpu: GpuSpec, est: MemoryEstimate
     # "Pin X or use an FP8 build.", never "Use pin X".
     others = "".join(f" or {o}" if o.startswith("pin ") else f" or use {o}" for o in rest)
     return f"Pin {first[4:]}{others}."
+
+
+def _longest_fitting_len(s: Serving, gpu: GpuSpec, est: MemoryEstimate) -> int:
+    """The longest max_model_len that fits. The KV pool is that length for most engines; TGI's warm-up
+    batch holds max_total_tokens per request, so its pool shrinks as the length grows: searched."""
+    if est.setup.engine != "tgi":
+        return max(est.kv_tokens, 0)
+    low, high = 0, est.setup.max_model_len
+    while high - low > 1:
+        mid = (low + high) // 2
+        if replace(s, explicit_max_model_len=mid).estimate(gpu, tp=est.setup.tp).fits:
+            low = mid
+        else:
+            high = mid
+    return low
 
 
 def _more_tp(s: Serving, gpu: GpuSpec, tp: int) -> int | None:
@@ -370,6 +400,42 @@ def _fits_with(s: Serving, gpu: GpuSpec, prec: Precision) -> bool:
         return s.estimate(gpu).fits
     finally:
         s.precision = saved
+
+
+def context_capped(s: Serving, gpu: GpuSpec, est: MemoryEstimate) -> list[Finding]:
+    """The engine starts with a KV pool shorter than max_model_len and refuses longer requests at run
+    time (SGLang: max_req_input_len = min(context_len, pool) - 6, longer inputs get an error or, with
+    --allow-auto-truncate, are cut, managers/utils.py validate_input_length; TGI 3 without
+    --max-total-tokens sets it to the pool). A warning: it starts and serves."""
+    if not est.context_capped:
+        return []
+    setup = est.setup
+    longest = est.max_request_tokens
+    if setup.engine == "sglang":
+        what = (
+            f"SGLang starts with a {est.kv_tokens}-token KV pool on {gpu_label(gpu)}, under "
+            f"{named(s, 'max_model_len')} {setup.max_model_len}: it refuses requests over {longest} tokens."
+        )
+    else:
+        what = (
+            f"TGI caps max total tokens at its {est.kv_tokens}-token KV pool on {gpu_label(gpu)}, under the "
+            f"model's {setup.max_model_len}: it refuses longer requests."
+        )
+    fixes = [fix(s, "max_model_len", longest, "<= ")]
+    if setup.kv_dtype not in {"fp8", "int8"}:
+        fixes.append(fix(s, "kv_cache_fp8"))
+    fixes.append(fix(s, "tp", setup.tp * 2) if setup.tp < MAX_TP else "a larger tier")
+    detail = f"{what} Use {', '.join(fixes[:-1])} or {fixes[-1]}."
+    return [
+        finding(
+            s,
+            Code.KV_CACHE_STARVED,
+            detail,
+            tier=gpu.id,
+            max_request_tokens=longest,
+            **est.as_figures(),
+        )
+    ]
 
 
 def kv_starved(s: Serving, ctx: CheckContext, gpu: GpuSpec, est: MemoryEstimate) -> list[Finding]:

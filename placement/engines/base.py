@@ -321,12 +321,21 @@ _VERSION = re.compile(r"v?(\d+)\.(\d+)(?:\.(\d+))?")
 
 @lru_cache(maxsize=FLAG_MEMO_SIZE)
 def image_version(image: str) -> tuple[int, ...] | None:
-    """`vllm/vllm-openai:v0.6.4` -> (0, 6, 4); `latest`, digests and missing tags -> None (latest).
-    Remembered: a cluster runs a handful of engine images."""
+    """`vllm/vllm-openai:v0.6.4` -> (0, 6, 4), `text-generation-inference:2.4.0-intel` -> (2, 4, 0),
+    `lmsysorg/sglang:v0.4.3.post4-cu124` -> (0, 4, 3); `latest`, `sha-...`, digests, missing tags and NGC
+    container releases (`tritonserver:24.05-trtllm-python-py3`, `vllm:25.09-py3`: year.month, not the
+    engine's release) -> None (latest semantics). Remembered: a cluster runs a handful of engine images."""
     tag = image.rsplit("@", 1)[0]
     if ":" not in tag.rsplit("/", 1)[-1]:
         return None
-    return parse_version(tag.rsplit(":", 1)[1])
+    version = parse_version(tag.rsplit(":", 1)[1])
+    if version is not None and version[0] >= NGC_RELEASE_MIN_YEAR:
+        return None
+    return version
+
+
+# NGC images are tagged YY.MM (24.05); no serving engine has reached a major release of 20.
+NGC_RELEASE_MIN_YEAR = 20
 
 
 def parse_version(text: str) -> tuple[int, ...] | None:

@@ -30,6 +30,12 @@ VLLM_GRAPHS_IN_BUDGET_SINCE = (0, 20)  # VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPH
 VLLM_NATIVE_SAMPLER = ((0, 11), (0, 21))
 VLLM_MLA_SINCE = (0, 7, 1)  # latent-only MLA KV cache
 VLLM_AUTO_CHUNKED_SINCE = (0, 5, 3)  # V0 turns chunked prefill on by itself past 32K context
+# SGLang derives --mem-fraction-static from the GPU's memory, chunked-prefill size and CUDA-graph batch
+# since sgl-project/sglang#10975 (merged 2025-09-27, first released in 0.5.3); before, from the TP size.
+SGLANG_RESERVED_MEM_SINCE = (0, 5, 3)
+# TGI 3 sizes --max-total-tokens from the KV pool when it is not given (server warmup: min(blocks x 16,
+# model max length)); 1.x/2.x default it to min(max_position_embeddings, 4096) (launcher main.rs).
+TGI_AUTO_MAX_TOTAL_SINCE = (3,)
 
 
 @dataclass(frozen=True)
@@ -104,9 +110,22 @@ def is_vllm_v0(cfg: EngineConfig) -> bool:
 
 
 def default_max_model_len(cfg: EngineConfig, context: int) -> int:
-    if cfg.engine == "tgi" and cfg.version is not None and cfg.version[0] < 3:
+    if cfg.engine == "tgi" and not tgi_auto_max_total(cfg):
         return min(context, 4096)  # TGI 1.x/2.x default --max-total-tokens
     return context  # vLLM, SGLang, TRT-LLM and TGI 3 default to the model's context length
+
+
+def tgi_auto_max_total(cfg: EngineConfig) -> bool:
+    return cfg.version is None or cfg.version >= TGI_AUTO_MAX_TOTAL_SINCE
+
+
+def tgi_prefill_tokens(cfg: EngineConfig, max_model_len: int) -> int:
+    """--max-batch-prefill-tokens default: max_input_tokens + 50 in 1.x/2.x (max_input_tokens defaults to
+    min(max_position_embeddings, 4096) - 1), 4096 capped by the model's max positions in 3.x (launcher
+    main.rs; 3.x may raise it from the GPU's flops, compute_optimal, which gpuplace does not model)."""
+    if tgi_auto_max_total(cfg):
+        return min(4096, max_model_len)
+    return max(min(max_model_len, 4096) - 1, 1) + 50
 
 
 def setup_for(
@@ -126,14 +145,18 @@ def setup_for(
     seqs = max_num_seqs or cfg.max_num_seqs
     tokens = cfg.max_num_batched_tokens
     fraction = cfg.mem_fraction
+    caps_context = False
     if cfg.engine == "sglang":
-        fraction = fraction or _sglang_mem_fraction(tp)
         seqs = seqs or 256
-        tokens = tokens if tokens and tokens > 0 else (8192 if usable_gib >= LARGE_GPU_GIB else 2048)
+        chunk = tokens if tokens and tokens > 0 else sglang_chunked_prefill(cfg, usable_gib, tp)
+        fraction = fraction or sglang_mem_fraction(cfg, usable_gib, tp, chunk)
+        tokens = chunk
+        caps_context = True  # max_req_len = min(context_len, pool) - 1 (managers/tp_worker.py)
     elif cfg.engine == "tgi":
-        fraction = fraction or 1.0  # CUDA_MEMORY_FRACTION default
+        fraction = fraction or 1.0  # CUDA_MEMORY_FRACTION default (utils/dist.py)
         seqs = seqs or 128  # --max-concurrent-requests default
-        tokens = tokens or 4096  # --max-batch-prefill-tokens default
+        tokens = tokens or tgi_prefill_tokens(cfg, max_model_len)
+        caps_context = cfg.max_model_len is None and tgi_auto_max_total(cfg)
     elif cfg.engine == "trtllm":
         fraction = fraction or 0.9  # kv_cache_free_gpu_memory_fraction default
         seqs = seqs or 2048  # trtllm-serve --max_batch_size default
@@ -161,6 +184,8 @@ def setup_for(
         _vllm_mxfp4_layout(cfg, compute_capability) if prec.native_mxfp4_experts else "nominal",
         _vllm_mla_head_dim(cfg),
         is_vllm_v0(cfg),
+        cfg.version,
+        caps_context,
     )
 
 
@@ -236,9 +261,51 @@ def _vllm_sampler_bytes(cfg: EngineConfig) -> float:
     return SAMPLER_BYTES_NATIVE if since <= v[:2] < until else SAMPLER_BYTES_FLASHINFER
 
 
-def _sglang_mem_fraction(tp: int) -> float:
-    """SGLang's server_args default for --mem-fraction-static by TP size."""
-    for min_tp, fraction in ((16, 0.79), (8, 0.81), (4, 0.85), (2, 0.87)):
-        if tp >= min_tp:
-            return fraction
-    return 0.88
+def _sglang_latest(cfg: EngineConfig) -> bool:
+    return cfg.version is None or cfg.version >= SGLANG_RESERVED_MEM_SINCE
+
+
+def sglang_chunked_prefill(cfg: EngineConfig, usable_gib: float, tp: int) -> int:
+    """--chunked-prefill-size default: by GPU memory (server_args._handle_gpu_memory_settings since 0.5.3:
+    2048 under 35 GB, 4096 under 60 GB, 8192 under 160 GB, else 16384); before, 2048 on GPUs under ~25 GB
+    (sgl-project/sglang#2044) and 8192 above."""
+    if not _sglang_latest(cfg):
+        return 8192 if usable_gib * 1024 >= 25_000 else 2048
+    mib = usable_gib * 1024
+    for below, size in ((35 * 1024, 2048), (60 * 1024, 4096), (160 * 1024, 8192)):
+        if mib < below:
+            return size
+    return 16384
+
+
+def _sglang_cuda_graph_max_bs(usable_gib: float, tp: int) -> int:
+    """--cuda-graph-max-bs default by GPU memory and TP size (server_args._handle_gpu_memory_settings)."""
+    mib = usable_gib * 1024
+    if mib < 20 * 1024:
+        return 8
+    if mib < 35 * 1024:
+        return 24 if tp < 4 else 80
+    if mib < 60 * 1024:
+        return 32 if tp < 4 else 160
+    if mib < 160 * 1024:
+        return 256 if tp < 4 else 512
+    return 512
+
+
+def sglang_mem_fraction(cfg: EngineConfig, usable_gib: float, tp: int, chunk: int) -> float:
+    """--mem-fraction-static default. Since 0.5.3 (SGLANG_RESERVED_MEM_SINCE): (GPU MiB - reserved) / GPU
+    MiB, reserved = 512 + max(chunked prefill, 2048) x 1.5 + cuda_graph_max_bs x 2 + tp x pp / 8 x 1024
+    MiB, at least 10 GiB on GPUs over 60 GB (server_args._handle_gpu_memory_settings). Before: by TP size
+    (0.4.x server_args.__post_init__); 0.4.7-0.5.2 also raised it on GPUs over 96 GB (sglang#6718, #7054),
+    which is not modelled."""
+    if not _sglang_latest(cfg):
+        for min_tp, fraction in ((16, 0.79), (8, 0.81), (4, 0.85), (2, 0.87)):
+            if tp >= min_tp:
+                return fraction
+        return 0.88
+    mib = usable_gib * 1024
+    reserved = 512 + max(chunk, 2048) * 1.5 + _sglang_cuda_graph_max_bs(usable_gib, tp) * 2
+    reserved += tp * cfg.pp / 8 * 1024
+    if mib > 60 * 1024:
+        reserved = max(reserved, 10 * 1024)
+    return max(round((mib - reserved) / mib, 3), 0.0)  # under the reserve: no pool, SGLang refuses
