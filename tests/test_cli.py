@@ -178,3 +178,11 @@ def test_explain_latest_release_samples_with_flashinfer_and_counts_graphs_in_the
 def test_explain_names_a_version_it_cannot_read(capsys):
     assert main(["explain", "openai/gpt-oss-20b", "--gpu", "H100", "--engine-version", "nightly"]) == 2
     assert "--engine-version 'nightly' is not a version" in capsys.readouterr().err
+
+
+def test_explain_says_sglang_starts_with_a_capped_context_instead_of_refusing(capsys):
+    # QwQ-32B on 4 x L4 with SGLang 0.4.3 at 131072 tokens started and served (engine_startup_logs R07).
+    args = ["explain", "Qwen/QwQ-32B", "--gpu", "L4", "--engine", "sglang", "--engine-version", "0.4.3.post4"]
+    assert main([*args, "--tp", "4", "--max-model-len", "131072", "--mem-fraction", "0.85"]) == 0
+    out = capsys.readouterr().out
+    assert "(capped to the pool)" in out and "sglang starts and refuses requests over" in out

@@ -172,7 +172,7 @@ def terms(
         (
             "max-model-len",
             f"{s.max_model_len}: one sequence needs {_g(need)} GiB "
-            f"({'fits' if est.sequence_fits else 'does NOT fit'})",
+            f"({_sequence(est)})",
             s.max_model_len,
         ),
         (
@@ -193,7 +193,15 @@ def _version(cfg: EngineConfig) -> str:
     return ".".join(map(str, cfg.version)) if cfg.version else "latest"
 
 
+def _sequence(est: MemoryEstimate) -> str:
+    if est.sequence_fits:
+        return "fits"
+    return "capped to the pool" if est.context_capped else "does NOT fit"
+
+
 def _activation(s: ServingSetup, total: float, forward: float, sampler: float) -> str:
+    if s.engine == "sglang":
+        return f"{_g(total)} GiB, outside mem-fraction-static (not part of the pool rule)"
     if s.engine != "vllm":
         return f"{_g(total)} GiB (forward + sampler; {s.max_num_seqs} seqs)"
     if s.reserved_peak:
@@ -241,6 +249,11 @@ def _rule(est: MemoryEstimate) -> str:
     """Which of the engine's start-up rules decided."""
     if not est.weights_fit:
         return "weights exceed the budget: the engine cannot load the model"
+    if est.context_capped:
+        return (
+            f"the KV pool is shorter than max-model-len: {est.setup.engine} starts and refuses requests "
+            f"over {est.max_request_tokens} tokens (a warning, not a denial)"
+        )
     if not est.sequence_fits:
         return "the KV cache cannot hold one max-model-len sequence: the engine refuses to start"
     if not est.headroom_fits:
