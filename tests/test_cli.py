@@ -186,7 +186,7 @@ def test_explain_sglang_shows_its_budget_line_and_that_a_short_pool_is_a_warning
     assert main(args) == 0
     out = capsys.readouterr().out
     assert "in use before the weights load) x mem-fraction-static 0.85" in out
-    assert "sglang starts anyway and refuses requests over" in out and "verdict         FITS" in out
+    assert "sglang starts and refuses requests over" in out and "verdict         FITS" in out
     assert main([*args, "-o", "json"]) == 0
     assert "refuses requests over" in json.loads(capsys.readouterr().out)["rule"]
 
@@ -199,3 +199,11 @@ def test_explain_tgi_counts_the_warm_up_logits_and_names_the_refusal(capsys):
     assert "prefill logprobs: 65585 tokens x 128256 vocab x 2 copies" not in out  # 2.x: 4095 + 50
     assert "prefill logprobs: 4145 tokens x 128256 vocab x 2 copies" in out
     assert "TGI refuses to start (NotEnoughMemory)" in out
+
+
+def test_explain_says_sglang_starts_with_a_capped_context_instead_of_refusing(capsys):
+    # QwQ-32B on 4 x L4 with SGLang 0.4.3 at 131072 tokens started and served (engine_startup_logs R07).
+    args = ["explain", "Qwen/QwQ-32B", "--gpu", "L4", "--engine", "sglang", "--engine-version", "0.4.3.post4"]
+    assert main([*args, "--tp", "4", "--max-model-len", "131072", "--mem-fraction", "0.85"]) == 0
+    out = capsys.readouterr().out
+    assert "(capped to the pool)" in out and "sglang starts and refuses requests over" in out

@@ -171,7 +171,7 @@ def terms(
         (
             "max-model-len",
             f"{s.max_model_len}: one sequence needs {_g(need)} GiB "
-            f"({'fits' if est.sequence_fits else 'does NOT fit'})",
+            f"({_sequence(est)})",
             s.max_model_len,
         ),
         (
@@ -214,9 +214,15 @@ def _budget(s: ServingSetup) -> str:
     return f"({s.usable_gib:.1f} x {frac})"
 
 
+def _sequence(est: MemoryEstimate) -> str:
+    if est.sequence_fits:
+        return "fits"
+    return "capped to the pool" if est.context_capped else "does NOT fit"
+
+
 def _activation(s: ServingSetup, total: float, forward: float, sampler: float) -> str:
     if s.engine == "sglang":
-        return f"{_g(total)} GiB (outside mem-fraction-static: not part of the pool rule)"
+        return f"{_g(total)} GiB, outside mem-fraction-static (not part of the pool rule)"
     if s.engine == "tgi":
         return f"{_g(total)} GiB = warm-up forward + logits of every prefill token and their log_softmax"
     if s.engine != "vllm":
@@ -271,8 +277,8 @@ def _rule(est: MemoryEstimate) -> str:
         return "weights exceed the budget: the engine cannot load the model"
     if est.context_capped:
         return (
-            f"the KV pool holds fewer tokens than max-model-len: {est.setup.engine} starts anyway and "
-            f"refuses requests over {est.max_request_tokens} tokens (a warning, not a denial)"
+            f"the KV pool is shorter than max-model-len: {est.setup.engine} starts and refuses requests "
+            f"over {est.max_request_tokens} tokens (a warning, not a denial)"
         )
     if not est.sequence_fits:
         if est.setup.engine == "sglang":
