@@ -258,8 +258,14 @@ def _trtllm_kv_memory(
     PyTorch executor runs dummy context requests of max_num_tokens, then takes
     (total - torch peak - memory outside torch + the profiling KV) x fraction
     (tensorrt_llm/_torch/pyexecutor/_util.py KvCacheCreator._cal_max_memory, 1.x)."""
-    free = usable - weights - activation - non_torch - CUDA_CONTEXT_GIB * GIB
+    free = usable - weights - activation - non_torch - _nccl_gib(setup) * GIB - CUDA_CONTEXT_GIB * GIB
     return usable, free * setup.mem_fraction
+
+
+def _nccl_gib(setup: ServingSetup) -> float:
+    """NCCL communicators under TP/PP, in use before TGI's warm-up and inside TRT-LLM's 'memory outside
+    torch': the figure vLLM V1's logs show per rank (NON_TORCH_NCCL_V1_GIB)."""
+    return NON_TORCH_NCCL_V1_GIB if setup.tp * setup.pp > 1 else 0.0
 
 
 def _tgi_kv_memory(
@@ -274,7 +280,7 @@ def _tgi_kv_memory(
     v3 = setup.version is None or setup.version[0] >= 3
     wiggle = tgi_wiggle_room(setup.version)
     warmup_kv = _tgi_warmup_tokens(setup) * per_token
-    free = usable - CUDA_CONTEXT_GIB * GIB - non_torch - weights - warmup_kv - activation
+    free = usable - (CUDA_CONTEXT_GIB + _nccl_gib(setup)) * GIB - non_torch - weights - warmup_kv - activation
     if free < 0:
         # The warm-up batch itself does not fit: "Not enough memory to handle N prefill tokens".
         return usable * setup.mem_fraction, free

@@ -210,3 +210,10 @@ def test_trtllm_lowers_max_seq_len_to_its_pool_and_gpuplace_warns_not_denies():
     assert Code.OOM_RISK not in {f.code for f in found}
     f = next(f for f in found if f.code == Code.KV_CACHE_STARVED)
     assert "lowers max_seq_len" in f.message and "--max_seq_len <= " in f.message
+
+
+def test_trtllm_counts_nccl_under_tp_as_memory_outside_torch():
+    kw: dict[str, Any] = {"max_model_len": 8192, "mem_fraction": 0.9, "version": (1, 2, 0)}
+    e = est("trtllm", "meta-llama/Llama-3.1-70B-Instruct", "H100-SXM-80GB", tp=2, **kw)
+    free = e.usable_bytes - e.weights_bytes - e.activation_bytes - e.non_torch_bytes - 0.45 * GIB
+    assert e.kv_bytes == pytest.approx(0.9 * (free - 0.25 * GIB))
