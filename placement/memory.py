@@ -246,9 +246,30 @@ def _kv_memory(
 def _sglang_kv_memory(setup: ServingSetup, usable: float, weights: float) -> tuple[float, float]:
     """mem_fraction_static of the memory free before the weights load holds weights + token pool;
     activations, CUDA graphs and the request-to-token table live in the rest (SGLANG_DIST_INIT_GIB)."""
-    in_use = CUDA_CONTEXT_GIB + (SGLANG_DIST_INIT_GIB if setup.tp * setup.pp > 1 else 0.0)
-    budget = (usable - in_use * GIB) * setup.mem_fraction
+    budget = sglang_free_before_load(setup) * setup.mem_fraction
     return budget, budget - weights
+
+
+def sglang_free_before_load(setup: ServingSetup) -> float:
+    """Bytes free when SGLang measures, before the weights load (see SGLANG_DIST_INIT_GIB)."""
+    in_use = CUDA_CONTEXT_GIB + (SGLANG_DIST_INIT_GIB if setup.tp * setup.pp > 1 else 0.0)
+    return (setup.usable_gib - in_use) * GIB
+
+
+def sglang_outside_needs(
+    arch: ModelArch, setup: ServingSetup, pool_tokens: int, max_running_requests: int | None
+) -> float:
+    """What must fit outside mem_fraction_static, counting only the terms SGLang's source fixes: the
+    chunked-prefill forward, CUDA graphs unless disabled, and the request-to-token table of
+    (max_running_requests + 1) x (context_len + 4) int32 (mem_cache/memory_pool.py ReqToTokenPool), with
+    max_running_requests defaulting to min(max(pool / context_len x 512, 2048), 4096)
+    (model_runner init_memory_pool)."""
+    context = setup.max_model_len
+    if max_running_requests is None:
+        max_running_requests = min(max(int(pool_tokens / max(context, 1) * 512), 2048), 4096)
+    table = (max_running_requests + 1) * (context + 4) * 4
+    graphs = 0.0 if setup.enforce_eager else CUDA_GRAPHS_GIB * GIB
+    return forward_bytes(arch, setup) + graphs + table
 
 
 def _trtllm_kv_memory(

@@ -217,3 +217,14 @@ def test_trtllm_counts_nccl_under_tp_as_memory_outside_torch():
     e = est("trtllm", "meta-llama/Llama-3.1-70B-Instruct", "H100-SXM-80GB", tp=2, **kw)
     free = e.usable_bytes - e.weights_bytes - e.activation_bytes - e.non_torch_bytes - 0.45 * GIB
     assert e.kv_bytes == pytest.approx(0.9 * (free - 0.25 * GIB))
+
+
+def test_sglang_fraction_too_high_for_graphs_and_request_table_is_a_warning():
+    # At 40960 tokens the request table alone is 2049 x 40964 x 4 B = 0.3 GiB outside the fraction.
+    base = ("--model-path", "Qwen/QwQ-32B", "--tp", "4", "--context-length", "40960")
+    published = run(sglang(*base, "--mem-fraction-static", "0.85", gpus=4))
+    assert not any("request table" in f.message for f in published)
+    found = run(sglang(*base, "--mem-fraction-static", "0.97", gpus=4))
+    f = next(f for f in found if f.code == Code.OOM_RISK)
+    assert f.effective_severity == Severity.WARNING and "request table" in f.message
+    assert "--mem-fraction-static <= 0.96" in f.message

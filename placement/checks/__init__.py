@@ -15,6 +15,7 @@ from placement.checks.fit import (
     context_capped,
     fit_findings,
     kv_starved,
+    sglang_outside,
     tier_invalid,
     unknown_model,
 )
@@ -111,6 +112,7 @@ def check_serving(s: Serving, ctx: CheckContext) -> list[Finding]:
     )
     if not s.resolved_estimated:  # the KV shape of a name guess is another model's: no verdict on it
         out.extend(context_capped(s, gpu, est) or kv_starved(s, ctx, gpu, est))
+        out.extend(sglang_outside(s, gpu, est))
     out.extend(tier_findings(s, ctx, gpu, est))
     out.extend(batch_size(s, ctx, gpu, est))
     out.extend(low_throughput(s, ctx, gpu))

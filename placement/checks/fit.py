@@ -7,6 +7,7 @@ when no GPU in the catalog (or the cluster) holds it at its parallelism.
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 
 from placement.advice import fix, named
@@ -14,7 +15,7 @@ from placement.catalog import GpuSpec, MigProfile
 from placement.checks.settings import CheckContext
 from placement.engines.defaults import Precision
 from placement.findings import Code, Finding, Severity, gib
-from placement.memory import GIB, MemoryEstimate
+from placement.memory import GIB, MemoryEstimate, sglang_free_before_load, sglang_outside_needs
 from placement.serving import Serving
 
 MAX_TP = 8  # one node's NVLink domain on HGX-class nodes; beyond it is a multi-node deployment
@@ -442,6 +443,27 @@ def context_capped(s: Serving, gpu: GpuSpec, est: MemoryEstimate) -> list[Findin
             **est.as_figures(),
         )
     ]
+
+
+def sglang_outside(s: Serving, gpu: GpuSpec, est: MemoryEstimate) -> list[Finding]:
+    """SGLang keeps activations, CUDA graphs and its request table outside mem_fraction_static: a fraction
+    too high for them starts the pool, then runs out of memory capturing graphs or on a long prefill. A
+    warning: only the terms SGLang's source fixes are counted (memory.sglang_outside_needs)."""
+    setup = est.setup
+    if setup.engine != "sglang" or s.arch is None or not est.fits:
+        return []
+    free = sglang_free_before_load(setup)
+    room = free * (1 - setup.mem_fraction)
+    need = sglang_outside_needs(s.arch, setup, est.kv_tokens, s.explicit_max_num_seqs)
+    if room >= need:
+        return []
+    ceiling = 1 - need / free
+    detail = (
+        f"{named(s, 'mem_fraction')} {setup.mem_fraction:.2f} leaves {gib(room)} GiB of {gpu_label(gpu)} "
+        f"for activations, CUDA graphs and the request table; they need {gib(need)} GiB. "
+        f"Use {fix(s, 'mem_fraction', f'{max(math.floor(ceiling * 100) / 100, 0.0):.2f}', '<= ')}."
+    )
+    return [finding(s, Code.OOM_RISK, detail, Severity.WARNING, tier=gpu.id, **est.as_figures())]
 
 
 def kv_starved(s: Serving, ctx: CheckContext, gpu: GpuSpec, est: MemoryEstimate) -> list[Finding]:
