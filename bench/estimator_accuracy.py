@@ -75,6 +75,12 @@ ROW_NOTES: dict[str, str] = {
         "layout on H100 (mxfp4.py get_mxfp4_backend), which pads the experts; an image tag cannot say "
         "that, so the table uses the image's triton layout (see the Marlin figure below)"
     ),
+    "R34": (
+        "TGI's warm-up accounting (prefill logprobs over 4145 tokens, warm-up blocks, wiggle 0.95) took it "
+        "from +172% to this; the same log's nvidia-smi shows 19.4 GiB in use against 17.3 GiB of weights "
+        "and KV, so the TGI process holds ~1.5 GiB more than the CUDA context and workspaces gpuplace "
+        "counts, which no TGI source names. Verdict right"
+    ),
     "R39": (
         "vLLM 0.2.7 (January 2024), not a current release: it counted every byte in use on the device as "
         "used (worker.py profile_num_available_blocks: total x util - (total - free)) and profiled a "
