@@ -40,7 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from placement.catalog import default_gpu_catalog
 from placement.engines import EngineConfig
 from placement.engines.base import parse_version
-from placement.engines.defaults import precision, setup_for
+from placement.engines.defaults import precision, setup_for, setup_on
 from placement.memory import GIB, MemoryEstimate, estimate
 from placement.models import default_model_catalog
 
@@ -262,15 +262,10 @@ def evaluate(case: Case) -> Result:
     )
     prec = precision(cfg, resolved.arch.dtype, resolved.quant, case.dtype)
     max_len = case.max_model_len or resolved.arch.context
-    setup = setup_for(
-        cfg,
-        prec,
-        usable,
-        max_len,
-        case.max_num_seqs,
-        gpu_name=gpu.name if gpu else case.gpu,
-        compute_capability=gpu.compute_capability if gpu else "",
-    )
+    if gpu is None:  # no GPU named: only the weights are compared
+        setup = setup_for(cfg, prec, usable, max_len, case.max_num_seqs)
+    else:
+        setup = setup_on(cfg, prec, gpu, max_len, case.max_num_seqs, usable_gib=case.total_gib)
     return Result(case, estimate(resolved.arch, setup), gpu_known=gpu_known)
 
 

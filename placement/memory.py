@@ -368,8 +368,10 @@ def _body_bytes(arch: ModelArch, body_params: int, setup: ServingSetup) -> float
     moe_layers = arch.layers - moe.dense_layers
     expert_params = moe_layers * moe.experts * 3 * arch.hidden * moe.moe_intermediate
     expert_params = min(expert_params, body_params)
-    experts = _mxfp4_expert_bytes(arch, setup) if setup.mxfp4_layout != "nominal" else 0.0
-    experts = experts or expert_params * WEIGHT_BYTES["mxfp4"]
+    if setup.mxfp4_layout == "nominal":
+        experts = expert_params * WEIGHT_BYTES["mxfp4"]
+    else:
+        experts = _mxfp4_expert_bytes(arch, setup)
     return experts + (body_params - expert_params) * WEIGHT_BYTES["bf16"]
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from placement.catalog import GpuSpec
 from placement.engines import EngineConfig
-from placement.engines.defaults import Precision, default_max_model_len, precision, setup_for
+from placement.engines.defaults import Precision, default_max_model_len, precision, setup_for, setup_on
 from placement.memory import GIB, MemoryEstimate, ServingSetup, estimate, weight_bytes_per_rank
 from placement.models import ModelArch, ModelCatalog, Resolved
 from placement.workload import ANNOTATION_PREFIX, GpuContainer, Workload
@@ -55,15 +55,8 @@ class Serving:
 
     def setup(self, gpu: GpuSpec, tp: int | None = None, usable_gib: float | None = None) -> ServingSetup:
         assert self.precision is not None
-        return setup_for(
-            self.engine,
-            self.precision,
-            usable_gib or gpu.usable_gib,
-            self.max_model_len(),
-            self.explicit_max_num_seqs,
-            tp,
-            gpu.name,
-            gpu.compute_capability,
+        return setup_on(
+            self.engine, self.precision, gpu, self.max_model_len(), self.explicit_max_num_seqs, tp, usable_gib
         )
 
     def estimate(self, gpu: GpuSpec, tp: int | None = None) -> MemoryEstimate:

@@ -3,25 +3,13 @@ or a wrong verdict makes it exit 1 (on small files written here, not the shared 
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
+from tests.bench_scripts import load_bench
 
-def _load() -> ModuleType:
-    path = Path(__file__).resolve().parent.parent / "bench" / "estimator_accuracy.py"
-    spec = importlib.util.spec_from_file_location("estimator_accuracy", path)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["estimator_accuracy"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-ea = _load()
+ea = load_bench("estimator_accuracy")
 
 MEASUREMENTS = """# comment lines are skipped
 model,gpu,cuda_total_gib,tp,weights_dtype,kv_dtype,max_model_len,gpu_memory_utilization,weights_gib,kv_gib,kv_tokens,outcome,source

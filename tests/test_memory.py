@@ -7,7 +7,7 @@ import pytest
 from placement.catalog import GpuSpec, default_gpu_catalog
 from placement.engines import EngineConfig
 from placement.engines.base import parse_version
-from placement.engines.defaults import precision, setup_for
+from placement.engines.defaults import precision, setup_on
 from placement.memory import (
     CUDA_CONTEXT_GIB,
     CUDA_GRAPHS_GIB,
@@ -45,17 +45,9 @@ def run(
 ) -> MemoryEstimate:
     resolved = default_model_catalog().resolve(model)
     assert resolved is not None
-    spec = gpu(gpu_name)
     cfg = EngineConfig(engine="vllm", model=model, version=version, **settings)  # type: ignore[arg-type]
     prec = precision(cfg, resolved.arch.dtype, resolved.quant, None)
-    setup = setup_for(
-        cfg,
-        prec,
-        spec.usable_gib,
-        max_len,
-        gpu_name=spec.name,
-        compute_capability=spec.compute_capability,
-    )
+    setup = setup_on(cfg, prec, gpu(gpu_name), max_len)
     return estimate(resolved.arch, setup)
 
 

@@ -3,29 +3,14 @@ unallocated GPU % never above what a real replay gets."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-from types import ModuleType
-
 import numpy as np
 import pytest
 
 from placement.simulate import ReplayConfig, replay, replay_workload
 from placement.topology import Cluster, GpuNode, PodRequest
+from tests.bench_scripts import load_bench
 
-
-def _load() -> ModuleType:
-    path = Path(__file__).resolve().parent.parent / "bench" / "openb_bound.py"
-    spec = importlib.util.spec_from_file_location("openb_bound", path)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["openb_bound"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-ob = _load()
+ob = load_bench("openb_bound")
 
 
 def one_gpu_nodes(k: int, cpu: int = 8000) -> list[GpuNode]:

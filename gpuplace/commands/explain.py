@@ -10,7 +10,7 @@ from common.config import ConfigError, load_config
 from gpuplace.cli import EXIT_FINDINGS, EXIT_OK, UsageError
 from placement.engines import EngineConfig
 from placement.engines.base import parse_version
-from placement.engines.defaults import default_max_model_len, precision, setup_for
+from placement.engines.defaults import default_max_model_len, precision, setup_on
 from placement.memory import (
     CUDA_CONTEXT_GIB,
     GIB,
@@ -91,15 +91,7 @@ def run(args: argparse.Namespace) -> int:
     )
     prec = precision(cfg, resolved.arch.dtype, resolved.quant, args.dtype)
     max_len = args.max_model_len or default_max_model_len(cfg, resolved.arch.context)
-    setup = setup_for(
-        cfg,
-        prec,
-        args.usable_gib or gpu.usable_gib,
-        max_len,
-        args.max_num_seqs,
-        gpu_name=gpu.name,
-        compute_capability=gpu.compute_capability,
-    )
+    setup = setup_on(cfg, prec, gpu, max_len, args.max_num_seqs, usable_gib=args.usable_gib)
     est = estimate(resolved.arch, setup)
     if args.output == "json":
         out = {"model": resolved.arch.id, "gpu": gpu.id, "fits": est.fits, "engine_version": _version(cfg)}
@@ -170,8 +162,7 @@ def terms(
         ),
         (
             "max-model-len",
-            f"{s.max_model_len}: one sequence needs {_g(need)} GiB "
-            f"({_sequence(est)})",
+            f"{s.max_model_len}: one sequence needs {_g(need)} GiB ({_sequence(est)})",
             s.max_model_len,
         ),
         (

@@ -4,6 +4,7 @@ estimator needs. Defaults differ by engine, version and GPU; the source of each 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from placement.engines.base import EngineConfig
 from placement.memory import (
@@ -39,6 +40,9 @@ SGLANG_MAX_PREFILL_TOKENS = 16384  # --max-prefill-tokens default (server_args.p
 # TGI 3 sizes --max-total-tokens from the KV pool when it is not given (server warmup: min(blocks x 16,
 # model max length)); 1.x/2.x default it to min(max_position_embeddings, 4096) (launcher main.rs).
 TGI_AUTO_MAX_TOTAL_SINCE = (3,)
+
+if TYPE_CHECKING:
+    from placement.catalog import GpuSpec
 
 
 @dataclass(frozen=True)
@@ -129,6 +133,29 @@ def tgi_prefill_tokens(cfg: EngineConfig, max_model_len: int) -> int:
     if tgi_auto_max_total(cfg):
         return min(4096, max_model_len)
     return max(min(max_model_len, 4096) - 1, 1) + 50
+
+
+def setup_on(
+    cfg: EngineConfig,
+    prec: Precision,
+    gpu: GpuSpec,
+    max_model_len: int,
+    max_num_seqs: int | None = None,
+    tp: int | None = None,
+    usable_gib: float | None = None,
+) -> ServingSetup:
+    """`setup_for` on a catalog GPU: its memory (or `usable_gib` where the engine reported another
+    total), and the device name and compute capability the engines' defaults read."""
+    return setup_for(
+        cfg,
+        prec,
+        usable_gib or gpu.usable_gib,
+        max_model_len,
+        max_num_seqs,
+        tp,
+        gpu.name,
+        gpu.compute_capability,
+    )
 
 
 def setup_for(
