@@ -77,9 +77,11 @@ ROW_NOTES: dict[str, str] = {
     ),
     "R34": (
         "TGI's warm-up accounting (prefill logprobs over 4145 tokens, warm-up blocks, wiggle 0.95) took it "
-        "from +172% to this; the same log's nvidia-smi shows 19.4 GiB in use against 17.3 GiB of weights "
-        "and KV, so the TGI process holds ~1.5 GiB more than the CUDA context and workspaces gpuplace "
-        "counts, which no TGI source names. Verdict right"
+        "from +172% to this. The rest is memory held for good, not warm-up transients: the log's nvidia-smi "
+        "after start-up (TGI empties the cache before the final KV allocation) shows the process at 19880 "
+        "MiB against 17702 MiB of weights and KV, ~1.4 GiB beyond the CUDA context and graphs gpuplace "
+        "counts. TGI 2.2.0's warm-up, batch, loading and router code name nothing more; the log's driver "
+        "525.85.12 predates lazy CUDA module loading by default (a candidate, not measured). Verdict right"
     ),
     "R39": (
         "vLLM 0.2.7 (January 2024), not a current release: it counted every byte in use on the device as "
