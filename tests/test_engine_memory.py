@@ -10,7 +10,7 @@ import pytest
 from placement.checks import CheckContext, check_objects
 from placement.engines import EngineConfig
 from placement.engines.base import image_version
-from placement.engines.defaults import precision, setup_for, sglang_mem_fraction
+from placement.engines.defaults import precision, setup_on, sglang_mem_fraction
 from placement.findings import Code, Finding, Severity
 from placement.memory import GIB, MemoryEstimate, estimate, tgi_wiggle_room
 from tests.manifests import L4, deployment
@@ -41,7 +41,7 @@ def est(engine: str, model: str, gpu: str, usable: float | None = None, **cfg: A
     config = EngineConfig(engine=engine, model=model, **cfg)
     prec = precision(config, resolved.arch.dtype, resolved.quant, None)
     max_len = config.max_model_len or resolved.arch.context
-    return estimate(resolved.arch, setup_for(config, prec, usable or spec.usable_gib, max_len))
+    return estimate(resolved.arch, setup_on(config, prec, spec, max_len, usable_gib=usable))
 
 
 def severities(found: list[Finding], code: Code) -> set[Severity]:
