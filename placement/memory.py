@@ -298,7 +298,7 @@ def _tgi_kv_memory(
     per_token: float,
 ) -> tuple[float, float]:
     """TGI's warm-up accounting (see TGI_BLOCK_TOKENS): (budget, memory of the blocks it allocates)."""
-    v3 = setup.version is None or setup.version[0] >= 3
+    v3 = tgi_v3(setup.version)
     wiggle = tgi_wiggle_room(setup.version)
     warmup_kv = _tgi_warmup_tokens(setup) * per_token
     free = usable - (CUDA_CONTEXT_GIB + _nccl_gib(setup)) * GIB - non_torch - weights - warmup_kv - activation
@@ -314,6 +314,12 @@ def _tgi_kv_memory(
     block = TGI_BLOCK_TOKENS * per_token
     blocks = math.floor(blocks_bytes / block) if block > 0 else 0
     return budget, blocks * block + warmup_kv
+
+
+def tgi_v3(version: tuple[int, ...] | None) -> bool:
+    """TGI 3.x accounting (the latest when no release is known): the fraction and wiggle room cap the whole
+    GPU, and max_input_tokens follows --max-total-tokens."""
+    return version is None or version[0] >= 3
 
 
 def tgi_wiggle_room(version: tuple[int, ...] | None) -> float:
@@ -337,7 +343,7 @@ def _tgi_warmup_tokens(setup: ServingSetup) -> int:
         return math.ceil(prefill / TGI_BLOCK_TOKENS) * TGI_BLOCK_TOKENS
     # 1.x/2.x default max_input_tokens to min(max_position_embeddings, 4096) - 1 whatever
     # --max-total-tokens says (launcher main.rs); 3.x to max_total_tokens - 1.
-    v3 = setup.version is None or setup.version[0] >= 3
+    v3 = tgi_v3(setup.version)
     max_input = max((setup.max_model_len if v3 else min(setup.max_model_len, 4096)) - 1, 1)
     requests = math.ceil(prefill / max_input)
     per_request = math.ceil(max(setup.max_model_len - 1, 1) / TGI_BLOCK_TOKENS) * TGI_BLOCK_TOKENS

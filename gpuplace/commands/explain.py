@@ -23,6 +23,7 @@ from placement.memory import (
     estimate,
     forward_bytes,
     sampler_bytes,
+    tgi_v3,
     tgi_wiggle_room,
 )
 from placement.models import ModelArch, ModelError, Resolved, from_hf_config
@@ -193,7 +194,7 @@ def _budget(s: ServingSetup) -> str:
             f"{frac}: weights + token pool; activations and graphs live outside it)"
         )
     if s.engine == "tgi":
-        v3 = s.version is None or s.version[0] >= 3
+        v3 = tgi_v3(s.version)
         wiggle = tgi_wiggle_room(s.version)
         rule = f"x {frac} x wiggle {wiggle:g}" if v3 else f"x {frac}; blocks take {wiggle:g} of what is free"
         return f"({s.usable_gib:.1f} {rule}; KV sized after the warm-up prefill)"
